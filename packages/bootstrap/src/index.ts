@@ -1,0 +1,7 @@
+/**
+ * @ime/bootstrap: Bootstrap server: ring enrollment authority and signed ring configuration.
+ *
+ * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
+ * are complete from the start.
+ */
+export {};

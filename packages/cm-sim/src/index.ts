@@ -1,0 +1,7 @@
+/**
+ * @ime/cm-sim: Call-manager simulator speaking VAP.
+ *
+ * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
+ * are complete from the start.
+ */
+export {};
