@@ -52,36 +52,9 @@ export interface RateOptions {
 }
 
 /**
- * Operations per second of `fn`: a warm-up round, then `rounds` timed rounds; the median round is
- * reported so one GC pause or scheduler hiccup does not decide the figure.
- */
-export function measureRate(fn: () => unknown, options: RateOptions): { opsPerSec: number; n: number } {
-  const batch = options.batch ?? 64;
-  const round = (ms: number): { ops: number; elapsed: number } => {
-    let ops = 0;
-    const start = performance.now();
-    let elapsed = 0;
-    while (elapsed < ms) {
-      for (let i = 0; i < batch; i++) fn();
-      ops += batch;
-      elapsed = performance.now() - start;
-    }
-    return { ops, elapsed };
-  };
-  round(Math.min(200, options.roundMs));
-  const rates: number[] = [];
-  let n = 0;
-  for (let r = 0; r < options.rounds; r++) {
-    const { ops, elapsed } = round(options.roundMs);
-    rates.push((ops / elapsed) * 1000);
-    n += ops;
-  }
-  return { opsPerSec: median(rates), n };
-}
-
-/**
  * Rates of several functions measured in interleaved rounds (A B A B …), so that machine noise hits
- * them alike, plus the median per-round ratio of each to the first (the baseline).
+ * them alike, plus the median per-round ratio of each to the first (the baseline). Each is warmed up
+ * first, and the median round is reported so one GC pause or scheduler hiccup does not decide it.
  */
 export function measureRates(
   fns: readonly (() => unknown)[],
@@ -117,6 +90,12 @@ export function measureRates(
     n: counts[i] ?? 0,
     ratioToFirst: median(ratios[i] ?? []),
   }));
+}
+
+/** Operations per second of one function: the median of its timed rounds after a warm-up round. */
+export function measureRate(fn: () => unknown, options: RateOptions): { opsPerSec: number; n: number } {
+  const [only] = measureRates([fn], options);
+  return { opsPerSec: only?.opsPerSec ?? Number.NaN, n: only?.n ?? 0 };
 }
 
 /** Milliseconds `fn` takes: the median of `runs` runs after one warm-up run. */
