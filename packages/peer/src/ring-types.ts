@@ -1,0 +1,107 @@
+import type { DidRecord } from '@ime/core';
+import type { ime } from '@ime/wire';
+import type { RingPlacement } from './ring-placement.js';
+
+/**
+ * The contracts between the parts of a ring peer. Each part is built and tested on its own against
+ * these; peer-node.ts wires the real ones together.
+ */
+
+export const RING_PROTOCOL = '/ime/ring/1.0.0';
+export const RING_WIRE_VERSION = 1;
+
+/** Ring parameters from the signed configuration (SPEC §3), as the data plane needs them. */
+export interface RingParameters {
+  readonly replicationFactor: number;
+  readonly writeQuorum: number;
+  readonly readQuorum: number;
+  readonly recordTtlSec: number;
+  readonly republishIntervalSec: number;
+  /** DIDs one publisher may have in the ring. */
+  readonly storageQuota: number;
+}
+
+/**
+ * The ring as this peer sees it: membership from the signed roster (admitted, not banned, certificate
+ * valid) and liveness from its own probes. Placement is over members; replica sets skip peers seen down.
+ */
+export interface RingView {
+  readonly self: string;
+  readonly parameters: RingParameters;
+  /** Placement over every member, live or not; changes with the roster. */
+  readonly placement: RingPlacement;
+  /** Increases on every membership or liveness change. */
+  readonly version: number;
+  isMember(peerId: string): boolean;
+  isLive(peerId: string): boolean;
+  /** The N live replicas of a key, in preference order. */
+  replicasFor(key: Uint8Array): string[];
+  /** Every live member in preference order for a key (replicas first, then fallbacks). */
+  preferenceList(key: Uint8Array): string[];
+  /** What the data plane tells the view when a peer failed to answer (it may mark it down). */
+  reportUnreachable(peerId: string, reason: string): void;
+  /** Called on every change, with the view before and after (placement and liveness). */
+  onChange(listener: (change: RingViewChange) => void): () => void;
+}
+
+export interface RingViewChange {
+  readonly before: ViewSnapshot;
+  readonly after: ViewSnapshot;
+}
+
+/** An immutable picture of the view, so handoff can compare replica sets before and after. */
+export interface ViewSnapshot {
+  readonly version: number;
+  readonly placement: RingPlacement;
+  readonly live: ReadonlySet<string>;
+  readonly replicationFactor: number;
+}
+
+/** Sends ring requests to other peers; the real one is an RpcClient on RING_PROTOCOL. */
+export interface RingTransport {
+  request(peerId: string, request: ime.v1.IRingRequest, options?: { timeoutMs?: number }): Promise<ime.v1.RingResponse>;
+}
+
+/** Outcome of one record in a store, withdraw or handoff batch, at one replica. */
+export interface StoreResult {
+  readonly accepted: boolean;
+  /** Set when refused: E_OVER_QUOTA, E_STALE_SEQUENCE, E_DID_RECORD_SIGNATURE, E_RECORD_EXPIRED, … */
+  readonly code?: string;
+  readonly message?: string;
+}
+
+/** A key range: gt/gte lower bound, lte upper bound (32-byte positions). */
+export interface KeyRange {
+  readonly gt?: Uint8Array;
+  readonly gte?: Uint8Array;
+  readonly lte: Uint8Array;
+}
+
+export interface KeyRecords {
+  readonly key: Uint8Array;
+  readonly records: readonly DidRecord[];
+}
+
+/**
+ * The peer's LevelDB store of DID records (all publishers' records for a key under that key).
+ * It never sees a number: keys are salted hashes and claims are sealed.
+ */
+export interface RecordStoreApi {
+  /**
+   * Stores records, each checked on its own: shape, expiry (expired or beyond TTL refused), signature
+   * (skipped for records whose publisher key equals `authenticatedPublisher`: the Noise channel already
+   * proves the sender is the publisher), sequence (only a higher sequence replaces a publisher's
+   * record; the same record again is accepted), and the publisher's quota at this replica.
+   */
+  put(records: readonly DidRecord[], options?: { authenticatedPublisher?: Uint8Array }): Promise<StoreResult[]>;
+  /** The unexpired records of a key (every publisher's), or [] when none. */
+  get(key: Uint8Array): Promise<DidRecord[]>;
+  /** Records in key order within a range, a page at a time. */
+  scan(range: KeyRange, options?: { after?: Uint8Array; limit?: number }): Promise<{ entries: KeyRecords[]; more: boolean }>;
+  /** Per-bucket digests of a range split into `buckets` equal parts (anti-entropy). */
+  digest(range: KeyRange, buckets: number): Promise<{ digests: Uint8Array[]; counts: number[] }>;
+  /** Deletes expired records; returns how many. */
+  sweepExpired(): Promise<number>;
+  /** Unexpired records held (the StoredData counter). */
+  readonly recordCount: number;
+}
