@@ -1,7 +1,10 @@
 /**
- * @ime/peer: Ring peer (IME server): admitted libp2p ring member storing DID records.
- *
- * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
- * are complete from the start.
+ * @ime/peer: the ring peer ("IME server"): enrollment, admission, the signed configuration, the
+ * replicated DID record store and its repair, and the publication of the enterprise's numbers.
  */
-export {};
+export * from './peer-node.js';
+export * from './peer-config.js';
+export * from './ring-placement.js';
+export * from './ring-types.js';
+export * from './health.js';
+export type { PublishReport } from './did-publisher.js';

@@ -7,8 +7,7 @@ import type { RingPlacement } from './ring-placement.js';
  * these; peer-node.ts wires the real ones together.
  */
 
-export const RING_PROTOCOL = '/ime/ring/1.0.0';
-export const RING_WIRE_VERSION = 1;
+export { RING_PROTOCOL, WIRE_VERSION as RING_WIRE_VERSION } from '@ime/admission';
 
 /** Ring parameters from the signed configuration (SPEC §3), as the data plane needs them. */
 export interface RingParameters {
@@ -42,7 +41,12 @@ export interface RingView {
   reportUnreachable(peerId: string, reason: string): void;
   /** Called on every change, with the view before and after (placement and liveness). */
   onChange(listener: (change: RingViewChange) => void): () => void;
+  /** The view as it is now, immutable: handoff compares snapshots before and after a change. */
+  snapshot(): ViewSnapshot;
 }
+
+/** Where the ring's parts write their log lines (the peer maps it onto its module logger). */
+export type RingLog = (level: 'debug' | 'info' | 'warn', message: string, details?: Readonly<Record<string, unknown>>) => void;
 
 export interface RingViewChange {
   readonly before: ViewSnapshot;
@@ -70,7 +74,11 @@ export interface StoreResult {
   readonly message?: string;
 }
 
-/** A key range: gt/gte lower bound, lte upper bound (32-byte positions). */
+/**
+ * A key range: gt/gte lower bound, lte upper bound (32-byte positions). When the lower bound is above
+ * `lte` the range wraps past the top of the ring, so `{ gt: arc.after, lte: arc.upTo }` is exactly an
+ * arc. (On the wire, ranges are [start, end) and start ≥ end wraps: see ring-service.ts.)
+ */
 export interface KeyRange {
   readonly gt?: Uint8Array;
   readonly gte?: Uint8Array;
@@ -102,6 +110,6 @@ export interface RecordStoreApi {
   digest(range: KeyRange, buckets: number): Promise<{ digests: Uint8Array[]; counts: number[] }>;
   /** Deletes expired records; returns how many. */
   sweepExpired(): Promise<number>;
-  /** Unexpired records held (the StoredData counter). */
+  /** (key, publisher) slots held that are not tombstones (the StoredData counter); expired ones count until swept. */
   readonly recordCount: number;
 }

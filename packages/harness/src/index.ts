@@ -1,0 +1,2 @@
+/** @ime/harness */
+export {};

@@ -1,0 +1,92 @@
+import { type InferConfig, defineConfigSchema } from '@ime/runtime';
+
+const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/**
+ * `ime peer start --config FILE`. The schema is data, so `--print-default-config` and the README's
+ * configuration reference are generated from it and cannot drift.
+ */
+export const peerConfigSchema = defineConfigSchema({
+  name: {
+    type: 'string',
+    required: true,
+    example: 'peer-1',
+    pattern: '[A-Za-z0-9][A-Za-z0-9._-]{0,63}',
+    description: 'Name of this peer in logs and in `ime ring up` output.',
+  },
+  domain: {
+    type: 'string',
+    required: true,
+    example: 'acme.example',
+    maxLength: 128,
+    description: "The enterprise's domain; the bootstrap binds it into this peer's ring certificate.",
+  },
+  contact: { type: 'string', default: '', maxLength: 256, description: 'Operator contact (e-mail or phone) sent with the enrollment request.' },
+  dataDir: { type: 'path', default: './data', description: 'Directory of the LevelDB database (records, identity, certificate, configuration).' },
+  listen: {
+    type: 'string[]',
+    default: ['/ip4/0.0.0.0/tcp/6084'],
+    maxItems: 8,
+    description: 'Ring listen addresses as multiaddrs (the guide\'s DHT port is 6084).',
+  },
+  announce: {
+    type: 'string[]',
+    default: [],
+    maxItems: 8,
+    description: 'Addresses other peers should dial, e.g. the public address behind NAT (`set ime addressing publicipaddrv4`); empty means the listen addresses.',
+  },
+  validatorPort: {
+    type: 'integer',
+    default: 8470,
+    min: 0,
+    max: 65535,
+    description: 'Validator port reported by `ime show addressing` (validation shares the ring listener).',
+  },
+  bootstraps: {
+    type: 'string[]',
+    required: true,
+    example: ['/ip4/127.0.0.1/tcp/6080/p2p/12D3KooWLpRY4BXPQ3Fgv4y8LGSRPxxzX5GySLhTs5ifyyqm3Bwc'],
+    maxItems: 16,
+    pattern: '/.+/p2p/[1-9A-HJ-NP-Za-km-z]+',
+    description: 'Bootstrap servers as multiaddrs ending in /p2p/<PeerId>.',
+  },
+  enrollmentTokenFile: {
+    type: 'path',
+    description: 'File holding the one-time enrollment token from the bootstrap operator (needed on first start only).',
+  },
+  authorityFingerprint: {
+    type: 'string',
+    pattern: '[0-9a-fA-F]{64}',
+    description: 'SHA-256 (hex) of the ring authority certificate; when set, a bootstrap presenting another authority is refused.',
+  },
+  admin: {
+    type: 'object',
+    description: 'The local admin API used by the `ime` command.',
+    fields: {
+      listen: { type: 'string', default: '127.0.0.1:9620', description: 'host:port of the admin API (loopback only).' },
+      tokenFile: { type: 'path', description: 'File holding the admin token; default <dataDir>/admin.token, created on first start.' },
+    },
+  },
+  log: {
+    type: 'object',
+    description: 'Structured logs (JSON lines).',
+    fields: {
+      level: { type: 'string', enum: LEVELS, default: 'info', description: 'Default log level.' },
+      modules: { type: 'map', values: LEVELS, default: {}, description: 'Per-module levels, e.g. `ring: debug`.' },
+      file: { type: 'path', description: 'Append logs to this file instead of standard error.' },
+    },
+  },
+  tuning: {
+    type: 'object',
+    description: 'Timers of the ring; the defaults suit production, tests use shorter ones.',
+    fields: {
+      pingIntervalMs: { type: 'integer', default: 2000, min: 50, max: 60_000, description: 'How often ring neighbours are probed.' },
+      pingMisses: { type: 'integer', default: 2, min: 1, max: 10, description: 'Missed probes before a neighbour is considered down.' },
+      rpcTimeoutMs: { type: 'integer', default: 3000, min: 100, max: 60_000, description: 'Timeout of one ring request.' },
+      antiEntropyIntervalSec: { type: 'integer', default: 300, min: 1, max: 86_400, description: 'How often replicas compare their records.' },
+      expirySweepSec: { type: 'integer', default: 600, min: 1, max: 86_400, description: 'How often expired records are deleted.' },
+    },
+  },
+});
+
+export type PeerConfig = InferConfig<typeof peerConfigSchema>;

@@ -1,0 +1,70 @@
+import { ImeError, decodeWire } from '@ime/core';
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { DEFAULT_MAX_FRAME_BYTES, type RpcClient } from '@ime/runtime';
+import { ime } from '@ime/wire';
+import { RING_WIRE_VERSION, type RingTransport } from './ring-types.js';
+
+/** The response body that answers each request body. */
+const ANSWER: Readonly<Record<string, string>> = {
+  store: 'store',
+  fetch: 'fetch',
+  withdraw: 'withdraw',
+  handoff: 'handoff',
+  rangeDigest: 'rangeDigest',
+  configuration: 'configuration',
+  ping: 'pong',
+  rangeFetch: 'rangeFetch',
+};
+const REQUEST_BODIES = Object.keys(ANSWER);
+/** PeerIds are parsed once per peer (a base58 decode and a key parse); a ring has at most a few thousand. */
+const PEER_ID_CACHE_MAX = 8192;
+
+/**
+ * Ring requests over the RPC layer: one kept stream per peer (RpcClient on RING_PROTOCOL). The
+ * client must have been made for RING_PROTOCOL. A refusal from the remote — an `error` response or an
+ * RPC error frame — becomes a thrown ImeError with the remote's code.
+ */
+export class RpcRingTransport implements RingTransport {
+  readonly #client: RpcClient;
+  readonly #maxResponseBytes: number;
+  readonly #peerIds = new Map<string, PeerId>();
+
+  constructor(client: RpcClient, options: { maxResponseBytes?: number } = {}) {
+    this.#client = client;
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  async request(peerId: string, request: ime.v1.IRingRequest, options: { timeoutMs?: number } = {}): Promise<ime.v1.RingResponse> {
+    const body = REQUEST_BODIES.find((name) => (request as Record<string, unknown>)[name] != null);
+    if (body === undefined) throw new ImeError('E_RING_REQUEST', 'a ring request needs a body');
+    const payload = ime.v1.RingRequest.encode({ ...request, version: RING_WIRE_VERSION }).finish();
+    const bytes = await this.#client.request(this.#peer(peerId), payload, options);
+    const response = decodeWire(ime.v1.RingResponse, bytes, this.#maxResponseBytes, `ring response from ${peerId}`);
+    if (response.version !== RING_WIRE_VERSION) {
+      throw new ImeError('E_WIRE_VERSION', `${peerId} answered with ring protocol version ${response.version}, not ${RING_WIRE_VERSION}`);
+    }
+    if (response.body === 'error') {
+      const error = response.error as ime.v1.ErrorInfo;
+      throw new ImeError(error.code || 'E_INTERNAL', error.message || `${peerId} refused the request`);
+    }
+    if (response.body !== ANSWER[body]) {
+      throw new ImeError('E_RING_RESPONSE', `${peerId} answered a ${body} request with ${response.body ?? 'nothing'}`);
+    }
+    return response;
+  }
+
+  #peer(id: string): PeerId {
+    let peer = this.#peerIds.get(id);
+    if (!peer) {
+      try {
+        peer = peerIdFromString(id);
+      } catch {
+        throw new ImeError('E_PEER_ID', `not a peer id: ${id.slice(0, 60)}`);
+      }
+      if (this.#peerIds.size >= PEER_ID_CACHE_MAX) this.#peerIds.clear();
+      this.#peerIds.set(id, peer);
+    }
+    return peer;
+  }
+}
