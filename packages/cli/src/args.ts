@@ -27,6 +27,7 @@ export type UsageErrorCode =
   | 'E_CLI_BAD_VALUE'
   | 'E_CLI_REPEATED_OPTION'
   | 'E_CLI_UNEXPECTED_ARGUMENT'
+  | 'E_CLI_MISSING_ARGUMENT'
   | 'E_CLI_CONFLICTING_OPTIONS';
 
 /** A wrong command line (exit 2). Its code is an `E_CLI_…` code or the code of the invalid value. */

@@ -3,9 +3,11 @@ import { GLOBAL_OPTIONS, type OptionSpec, UsageError, parseOptions } from './arg
 import type { Command } from './command.js';
 import { demo } from './commands/demo.js';
 import { ticketInspect, ticketIssue, ticketVerify } from './commands/ticket.js';
+import { RING_ADMIN_COMMANDS } from './commands/ring-admin.js';
+import { peerStart } from './commands/roles.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, Output } from './output.js';
 
-export const COMMANDS: readonly Command[] = [demo, ticketIssue, ticketVerify, ticketInspect];
+export const COMMANDS: readonly Command[] = [demo, peerStart, ...RING_ADMIN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,8 +24,10 @@ function optionLines(options: readonly OptionSpec[]): string[] {
 }
 
 function commandHelp(c: Command): string[] {
+  const args = c.args ?? [];
   return [
-    `ime ${c.path.join(' ')} — ${c.summary}`,
+    `ime ${[...c.path, ...args.map((a) => a.name)].join(' ')} — ${c.summary}`,
+    ...(args.length > 0 ? ['', 'Arguments:', ...args.map((a) => `  ${a.name}  ${a.description}`)] : []),
     '',
     'Options:',
     ...optionLines([...c.options, ...GLOBAL_OPTIONS]),
@@ -83,15 +87,23 @@ export async function run(argv: readonly string[], io: CliIo, stopSignal: AbortS
       const hint = known.length > 0 ? `; did you mean: ${known.map((c) => `ime ${c.path.join(' ')}`).join(', ')}` : '; run `ime --help`';
       throw new UsageError('E_CLI_UNKNOWN_COMMAND', `unknown command "ime ${words.join(' ')}"${hint}`);
     }
-    if (words.length > command.path.length) {
-      throw new UsageError('E_CLI_UNEXPECTED_ARGUMENT', `unexpected argument ${JSON.stringify(words[command.path.length])}`);
-    }
+    const positional = words.slice(command.path.length);
+    const expected = command.args ?? [];
     const options = parseOptions(rest, command.options);
     if (options.help) {
       out.result({ command: command.path.join(' '), summary: command.summary }, commandHelp(command));
       return EXIT_OK;
     }
-    return await command.run({ options, out, io, stopSignal });
+    if (positional.length > expected.length) {
+      throw new UsageError('E_CLI_UNEXPECTED_ARGUMENT', `unexpected argument ${JSON.stringify(positional[expected.length])}`);
+    }
+    if (positional.length < expected.length) {
+      const missing = expected[positional.length] as { name: string };
+      throw new UsageError('E_CLI_MISSING_ARGUMENT', `missing ${missing.name}: usage: ime ${command.path.join(' ')} ${expected.map((a) => a.name).join(' ')}`);
+    }
+    const args: Record<string, string> = {};
+    expected.forEach((a, i) => (args[a.name] = positional[i] as string));
+    return await command.run({ options, args, out, io, stopSignal });
   } catch (err) {
     return out.error(err);
   }
