@@ -45,7 +45,7 @@ const pnpm = (argv) => run(process.execPath, [pnpmBin, ...argv]);
 // Dependencies: reinstall only when a manifest or the lockfile changed since the last install.
 function manifestDigest() {
   const h = createHash('sha256');
-  const files = ['package.json', 'pnpm-workspace.yaml', 'pnpm-lock.yaml', 'bench/package.json'];
+  const files = ['package.json', 'pnpm-workspace.yaml', 'pnpm-lock.yaml', 'bench/package.json', 'test/package.json'];
   for (const dir of readdirSync(join(root, 'packages'))) files.push(`packages/${dir}/package.json`);
   for (const f of files.sort()) {
     const p = join(root, f);

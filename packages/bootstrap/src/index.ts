@@ -1,7 +1,8 @@
-/**
- * @ime/bootstrap: Bootstrap server: ring enrollment authority and signed ring configuration.
- *
- * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
- * are complete from the start.
- */
-export {};
+/** @ime/bootstrap: the ring's enrollment authority and signer of the ring configuration. */
+export * from './ring-authority.js';
+export * from './bootstrap-config.js';
+export * from './bootstrap-state.js';
+export * from './configuration-builder.js';
+export * from './bootstrap-protocols.js';
+export * from './bootstrap-server.js';
+export * from './bootstrap-admin.js';

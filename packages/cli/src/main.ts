@@ -4,10 +4,10 @@ import type { Command } from './command.js';
 import { demo } from './commands/demo.js';
 import { ticketInspect, ticketIssue, ticketVerify } from './commands/ticket.js';
 import { RING_ADMIN_COMMANDS } from './commands/ring-admin.js';
-import { peerStart } from './commands/roles.js';
+import { bootstrapStart, peerStart } from './commands/roles.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, Output } from './output.js';
 
-export const COMMANDS: readonly Command[] = [demo, peerStart, ...RING_ADMIN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
+export const COMMANDS: readonly Command[] = [demo, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,2 +1,4 @@
-/** @ime/harness */
-export {};
+/** @ime/harness: local rings of real components for tests, benchmarks and `ime ring up`. */
+export * from './ports.js';
+export * from './member.js';
+export * from './ring-harness.js';

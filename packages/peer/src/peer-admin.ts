@@ -61,6 +61,11 @@ export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): voi
     .addRoute({ method: 'GET', path: '/v1/dids/:number', handler: ({ params }) => node.fetchDid(params.number ?? '') })
     .addRoute({
       method: 'POST',
+      path: '/v1/dids/lookup',
+      handler: async ({ body }) => node.lookupDids(requestedNumbers(objectBody(body))),
+    })
+    .addRoute({
+      method: 'POST',
       path: '/v1/dids',
       audit: 'publish-dids',
       handler: async ({ body }) => {

@@ -704,6 +704,30 @@ export class PeerNode {
     return { found: claims.length > 0, claims, replicas: this.#view.replicasFor(key) };
   }
 
+  /**
+   * Looks up many numbers at once (a bounded number in flight): how many are in the ring and which
+   * are not. For operators checking a publication, and for tests.
+   */
+  async lookupDids(numbers: readonly string[], concurrency = 64): Promise<{ total: number; found: number; missing: string[]; failed: { number: string; code: string }[] }> {
+    const missing: string[] = [];
+    const failed: { number: string; code: string }[] = [];
+    let found = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < numbers.length) {
+        const number = numbers[next++] as string;
+        try {
+          if ((await this.fetchDid(number)).found) found++;
+          else missing.push(number);
+        } catch (err) {
+          failed.push({ number, code: isImeError(err) ? err.code : 'E_INTERNAL' });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, numbers.length) }, worker));
+    return { total: numbers.length, found, missing: missing.sort(), failed };
+  }
+
   async publish(vserviceId: string, numbers: readonly string[]): Promise<PublishReport> {
     const report = await this.#publisher.publish(vserviceId, numbers);
     this.counters.inc('IMEDistributedCachePublishes', report.published);

@@ -1,4 +1,5 @@
 import { type ConfigSchema, type InferConfig, type Logger, createLogger, loadConfigFile, renderDefaultConfig } from '@ime/runtime';
+import { BootstrapServer, bootstrapConfigSchema } from '@ime/bootstrap';
 import { PeerNode, peerConfigSchema } from '@ime/peer';
 import { UsageError, optionString } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
@@ -79,6 +80,29 @@ export const peerStart: Command = {
         },
         summary: `peer ${node.name} (${node.domain}) ready: ${node.peerId} on ${node.addresses().join(', ')}; admin ${node.adminUrl} (token in ${node.adminTokenFile}); health ${s.health}`,
         stop: () => node.stop(),
+      };
+    }),
+};
+
+export const bootstrapStart: Command = {
+  path: ['bootstrap', 'start'],
+  summary: "run a bootstrap server (the ring's enrollment authority) until interrupted",
+  options: roleOptions,
+  examples: ['ime bootstrap start --print-default-config > bootstrap.yaml', 'ime bootstrap start --config bootstrap.yaml'],
+  run: (ctx) =>
+    runRole(ctx, 'bootstrap', bootstrapConfigSchema, async (config, log) => {
+      const server = await BootstrapServer.start(config, { log });
+      return {
+        ready: {
+          name: server.name,
+          peerId: server.peerId,
+          listen: server.addresses,
+          admin: server.adminUrl,
+          tokenFile: server.tokenFile,
+          authorityFingerprint: server.authorityFingerprint,
+        },
+        summary: `bootstrap ${server.name} ready: ${server.peerId} on ${server.addresses.join(', ')}; admin ${server.adminUrl} (token in ${server.tokenFile}); authority ${server.authorityFingerprint}`,
+        stop: () => server.stop(),
       };
     }),
 };

@@ -1,0 +1,224 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BootstrapState, prepareBootstrap, bootstrapConfigSchema } from '@ime/bootstrap';
+import { ImeError } from '@ime/core';
+import { loadConfigFile, openDatabase } from '@ime/runtime';
+import { Member, type Mode } from './member.js';
+import { freePorts } from './ports.js';
+
+/**
+ * A local ring for tests and benchmarks: one or two bootstraps and N peers on 127.0.0.1, each from
+ * its own configuration file in its own directory, as processes or inside this process. Timers are
+ * short so that a ring settles in seconds; everything else is the product's defaults.
+ */
+
+export interface RingParametersInput {
+  readonly replicationFactor?: number;
+  readonly writeQuorum?: number;
+  readonly readQuorum?: number;
+  readonly recordTtlSec?: number;
+  readonly republishIntervalSec?: number;
+  readonly storageQuota?: number;
+  readonly pollIntervalSec?: number;
+  readonly virtualNodes?: number;
+}
+
+export interface PeerTuningInput {
+  readonly pingIntervalMs?: number;
+  readonly pingMisses?: number;
+  readonly rpcTimeoutMs?: number;
+  readonly antiEntropyIntervalSec?: number;
+  readonly expirySweepSec?: number;
+}
+
+export interface RingHarnessOptions {
+  readonly peers: number;
+  readonly mode?: Mode;
+  readonly bootstraps?: 1 | 2;
+  /** Where members live; a new temporary directory by default, removed by stop() unless `keep`. */
+  readonly dir?: string;
+  readonly keep?: boolean;
+  readonly parameters?: RingParametersInput;
+  readonly tuning?: PeerTuningInput;
+  readonly admission?: 'auto' | 'manual';
+  /** Domain of peer i (default enterprise-i.example). */
+  readonly domainOf?: (index: number) => string;
+  readonly logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Peers started at once (processes compete for the CPU while they start). */
+  readonly startConcurrency?: number;
+}
+
+const FAST_PARAMETERS: RingParametersInput = { pollIntervalSec: 1 };
+const FAST_TUNING: PeerTuningInput = { pingIntervalMs: 300, pingMisses: 2, rpcTimeoutMs: 2000, antiEntropyIntervalSec: 30 };
+
+export interface PeerOptions {
+  readonly domain?: string;
+  /** Start it now (default) or leave it for the test to start. */
+  readonly start?: boolean;
+  /** Give it an enrollment token (default); without one it cannot join. */
+  readonly token?: boolean;
+}
+
+function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000, intervalMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new ImeError('E_HARNESS_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+async function inBatches<T>(items: readonly T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+export class RingHarness {
+  readonly dir: string;
+  readonly mode: Mode;
+  readonly bootstraps: Member[] = [];
+  readonly peers: Member[] = [];
+  readonly #options: RingHarnessOptions;
+  readonly #ownsDir: boolean;
+
+  private constructor(options: RingHarnessOptions) {
+    this.#options = options;
+    this.mode = options.mode ?? 'in-process';
+    this.#ownsDir = options.dir === undefined;
+    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'ime-ring-'));
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  static async start(options: RingHarnessOptions): Promise<RingHarness> {
+    const h = new RingHarness(options);
+    try {
+      await h.#startBootstraps(options.bootstraps ?? 1);
+      const created: Member[] = [];
+      for (let i = 0; i < options.peers; i++) created.push(await h.createPeer({ start: false }));
+      await inBatches(created, options.startConcurrency ?? (h.mode === 'process' ? 4 : 16), (m) => m.start());
+      return h;
+    } catch (err) {
+      await h.stop();
+      throw err;
+    }
+  }
+
+  async #bootstrapConfig(index: number, ports: { ring: number; admin: number }, extra: Record<string, unknown>): Promise<{ dir: string; file: string }> {
+    const o = this.#options;
+    const dir = join(this.dir, `bootstrap-${index + 1}`);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'bootstrap.json');
+    writeJson(file, {
+      name: `bootstrap-${index + 1}`,
+      dataDir: 'data',
+      listen: [`/ip4/127.0.0.1/tcp/${ports.ring}`],
+      admin: { listen: `127.0.0.1:${ports.admin}` },
+      log: { level: o.logLevel ?? 'warn', file: 'log.jsonl' },
+      admission: o.admission ?? 'auto',
+      ordinal: index,
+      syncIntervalSec: 1,
+      parameters: { ...FAST_PARAMETERS, ...o.parameters },
+      ...extra,
+    });
+    return { dir, file };
+  }
+
+  async #startBootstraps(count: number): Promise<void> {
+    const ports = await freePorts(count * 2);
+    const port = (i: number) => ({ ring: ports[2 * i] as number, admin: ports[2 * i + 1] as number });
+    const first = await this.#bootstrapConfig(0, port(0), {});
+    if (count === 2) {
+      // The second bootstrap starts from the first one's authority, and each names the other.
+      const id1 = (await prepareBootstrap(await loadConfigFile(first.file, bootstrapConfigSchema))).peerId;
+      const db = await openDatabase(join(first.dir, 'data', 'db'));
+      const stateFile = join(this.dir, 'bootstrap-state.json');
+      try {
+        writeFileSync(stateFile, JSON.stringify((await BootstrapState.open(db)).exportState()), { mode: 0o600 });
+      } finally {
+        await db.close();
+      }
+      const addr = (i: number, id: string) => `/ip4/127.0.0.1/tcp/${port(i).ring}/p2p/${id}`;
+      const second = await this.#bootstrapConfig(1, port(1), { importState: stateFile, peerBootstraps: [addr(0, id1)] });
+      const id2 = (await prepareBootstrap(await loadConfigFile(second.file, bootstrapConfigSchema))).peerId;
+      await this.#bootstrapConfig(0, port(0), { peerBootstraps: [addr(1, id2)] });
+      this.bootstraps.push(new Member('bootstrap', 'bootstrap-1', this.mode, first.file, first.dir));
+      this.bootstraps.push(new Member('bootstrap', 'bootstrap-2', this.mode, second.file, second.dir));
+    } else {
+      this.bootstraps.push(new Member('bootstrap', 'bootstrap-1', this.mode, first.file, first.dir));
+    }
+    await Promise.all(this.bootstraps.map((b) => b.start()));
+  }
+
+  /** Adds a peer: its configuration, a token from the first bootstrap, and (by default) starts it. */
+  async createPeer(options: PeerOptions = {}): Promise<Member> {
+    const o = this.#options;
+    const index = this.peers.length;
+    const name = `peer-${index + 1}`;
+    const dir = join(this.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const [ring, admin] = await freePorts(2);
+    const domain = options.domain ?? o.domainOf?.(index) ?? `enterprise-${index + 1}.example`;
+    if (options.token !== false) {
+      const bootstrap = await (this.bootstraps[0] as Member).admin();
+      const { token } = await bootstrap.post<{ token: string }>('/v1/tokens', { domain, note: `harness ${name}` });
+      writeFileSync(join(dir, 'enroll.token'), `${token}\n`, { mode: 0o600 });
+    }
+    writeJson(join(dir, 'peer.json'), {
+      name,
+      domain,
+      dataDir: 'data',
+      listen: [`/ip4/127.0.0.1/tcp/${ring}`],
+      bootstraps: this.bootstraps.map((b) => b.dialAddress),
+      ...(options.token !== false ? { enrollmentTokenFile: 'enroll.token' } : {}),
+      admin: { listen: `127.0.0.1:${admin}` },
+      log: { level: o.logLevel ?? 'warn', file: 'log.jsonl' },
+      tuning: { ...FAST_TUNING, ...o.tuning },
+    });
+    const member = new Member('peer', name, this.mode, join(dir, 'peer.json'), dir);
+    this.peers.push(member);
+    if (options.start !== false) await member.start();
+    return member;
+  }
+
+  /** Running peers, e.g. for a check across the ring. */
+  running(): Member[] {
+    return this.peers.filter((p) => p.running);
+  }
+
+  /**
+   * Waits until every running peer is GREEN, holds the bootstrap's latest configuration and counts
+   * `members` roster members (default: every running peer).
+   */
+  async converge(options: { members?: number; timeoutMs?: number } = {}): Promise<void> {
+    const bootstrap = await (this.bootstraps.find((b) => b.running) as Member).admin();
+    const expected = options.members ?? this.running().length;
+    await waitFor(
+      `${this.running().length} peers GREEN with ${expected} members`,
+      async () => {
+        const { sequence } = await bootstrap.get<{ sequence: number }>('/v1/summary');
+        const summaries = await Promise.all(this.running().map(async (p) => (await p.admin()).get<{ health: string; sequence: number; peerCount: number }>('/v1/dht/summary')));
+        return summaries.every((s) => s.health === 'GREEN' && s.sequence === sequence && s.peerCount === expected);
+      },
+      options.timeoutMs ?? 60_000,
+      200,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.peers.map((p) => p.stop().catch(() => undefined)));
+    await Promise.all(this.bootstraps.map((b) => b.stop().catch(() => undefined)));
+    if (this.#ownsDir && !this.#options.keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
