@@ -61,11 +61,16 @@ export interface ProtocolContext {
   current(): IssuedConfiguration | undefined;
   /** Resolves with a configuration reflecting every change made so far (issues are coalesced). */
   reissue(): Promise<IssuedConfiguration | undefined>;
+  /** Resolves once no issue is pending, so what is served matches the state. */
+  settled(): Promise<void>;
   /** Virtual nodes for a newly enrolled peer (configuration file, overridden by the setting). */
   virtualNodes(): number;
   isPeerBootstrap(peerId: string): boolean;
-  /** After entries from another bootstrap were merged: re-issue, pass the change on. */
-  merged(result: MergeResult, from: string): void;
+  /**
+   * After entries from another bootstrap were merged: adopt its configuration when it says what this
+   * bootstrap would say, else re-issue; pass the change on.
+   */
+  merged(result: MergeResult, from: string, offered: ime.v1.ISignedRingConfiguration | null | undefined): void;
   /** After a local change other bootstraps should learn. */
   changed(): void;
 }
@@ -269,11 +274,20 @@ export async function answerSync(ctx: ProtocolContext, payload: Uint8Array, remo
     throw new ImeError('E_NOT_BOOTSTRAP', 'only the bootstraps of this ring may synchronise state with it');
   }
   const request = decodeSync(ime.v1.BootstrapSyncRequest, payload, 'bootstrap sync request');
+  // A change made here but not issued yet would reach the sender without its document, and the
+  // sender would sign the same content under its own sequence: answer once the issue is done.
+  await ctx.settled();
   // The answer is this bootstrap's state as it was before the merge: the sender has its own entries.
   const entries = ctx.state.wireEntries();
   const sequence = ctx.state.sequence;
+  const served = ctx.current()?.signed;
   await mergeSync(ctx, request, remotePeer);
-  return ime.v1.BootstrapSyncResponse.encode({ version: WIRE_VERSION, entries, configurationSequence: Math.max(sequence, ctx.state.sequence) }).finish();
+  return ime.v1.BootstrapSyncResponse.encode({
+    version: WIRE_VERSION,
+    entries,
+    configurationSequence: Math.max(sequence, ctx.state.sequence),
+    ...(served ? { configuration: served } : {}),
+  }).finish();
 }
 
 /** Decodes a sync message (request or response) and checks its version and size. */
@@ -293,12 +307,16 @@ export function decodeSync<T extends { version: number; entries: unknown[] }>(
 /** Merges a sync message's entries and sequence floor into the state. */
 export async function mergeSync(
   ctx: ProtocolContext,
-  message: { readonly entries: readonly ime.v1.BootstrapStateEntry.$Properties[]; readonly configurationSequence: number },
+  message: {
+    readonly entries: readonly ime.v1.BootstrapStateEntry.$Properties[];
+    readonly configurationSequence: number;
+    readonly configuration?: ime.v1.ISignedRingConfiguration | null;
+  },
   from: string,
 ): Promise<MergeResult> {
   const { result, written } = ctx.state.merge(message.entries);
   await written;
   ctx.state.noteSequence(Number(message.configurationSequence));
-  ctx.merged(result, from);
+  ctx.merged(result, from, message.configuration);
   return result;
 }

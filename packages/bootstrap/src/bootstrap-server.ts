@@ -261,10 +261,13 @@ export class BootstrapServer {
       log: parts.log.child('enroll'),
       counters: this.counters,
       current: () => this.#current,
+      settled: async () => {
+        await this.#pendingIssue?.deferred.promise.catch(() => undefined);
+      },
       reissue: () => this.#requestIssue(),
       virtualNodes: () => effectiveParameters(this.#state, this.#base).virtualNodes,
       isPeerBootstrap: (id) => peerIds.has(id),
-      merged: (result, from) => this.#afterMerge(result, from),
+      merged: (result, from, offered) => this.#afterMerge(result, from, offered),
       changed: () => this.#scheduleSync(),
     };
     this.#defineCounters();
@@ -538,9 +541,10 @@ export class BootstrapServer {
   }
 
   async #afterLocalChange(): Promise<ChangeResult> {
-    this.#scheduleSync();
-    const issued = await this.#requestIssue();
-    return { sequence: issued?.config.sequence ?? 0 };
+    const issued = this.#requestIssue();
+    // Sync once the new configuration exists, so the other bootstraps can serve it as it is.
+    void issued.finally(() => this.#scheduleSync()).catch(() => undefined);
+    return { sequence: (await issued)?.config.sequence ?? 0 };
   }
 
   // --- stopping ------------------------------------------------------------------------------------
@@ -675,10 +679,13 @@ export class BootstrapServer {
     return pending.deferred.promise;
   }
 
-  /** Best effort: to every roster peer connected to this bootstrap right now. */
+  /**
+   * Best effort: to every roster peer connected to this bootstrap right now, and to banned ones, so
+   * that a banned peer learns it at once instead of at its next poll.
+   */
   #push(issued: IssuedConfiguration): void {
     if (this.#stopped) return;
-    const members = new Set(issued.config.roster.map((e) => e.peerId));
+    const members = new Set([...issued.config.roster.map((e) => e.peerId), ...issued.config.bans.map((b) => b.peerId)]);
     const targets = new Map<string, PeerId>();
     for (const c of this.#host.getConnections()) {
       const id = c.remotePeer.toString();
@@ -736,11 +743,19 @@ export class BootstrapServer {
    */
   async #syncWith(peer: SyncPeer): Promise<void> {
     const log = this.#log.child('sync');
+    // Send entries only with the document that reflects them (see answerSync).
+    await this.#context.settled();
     const full = peer.failures > 0 || peer.rounds % FULL_SYNC_EVERY === 0;
     const version = this.#state.version;
     const entries = this.#state.wireEntries(full ? 0 : peer.sentVersion);
     try {
-      const request = ime.v1.BootstrapSyncRequest.encode({ version: WIRE_VERSION, entries, configurationSequence: this.#state.sequence }).finish();
+      const served = this.#current?.signed;
+      const request = ime.v1.BootstrapSyncRequest.encode({
+        version: WIRE_VERSION,
+        entries,
+        configurationSequence: this.#state.sequence,
+        ...(served ? { configuration: served } : {}),
+      }).finish();
       if (request.length > MAX_SYNC_BYTES) throw new ImeError('E_SYNC_TOO_LARGE', `the state is ${request.length} bytes, over the ${MAX_SYNC_BYTES}-byte sync limit`);
       const bytes = await this.#syncRpc.request(peer.id, request);
       const response = decodeSync(ime.v1.BootstrapSyncResponse, bytes, 'bootstrap sync response');
@@ -769,16 +784,44 @@ export class BootstrapServer {
     }
   }
 
-  #afterMerge(result: MergeResult, from: string): void {
+  #afterMerge(result: MergeResult, from: string, offered: ime.v1.ISignedRingConfiguration | null | undefined): void {
     const log = this.#log.child('sync');
     if (result.refused.length > 0) {
       log.warn('entries from another bootstrap were refused', { from, count: result.refused.length, first: result.refused[0] });
     }
+    const adopted = offered ? this.#adopt(offered, from) : false;
     if (result.changed.length === 0) return;
-    log.info('state merged from another bootstrap', { from, changed: result.changed.length });
-    this.#requestIssue().catch(() => undefined);
+    log.info('state merged from another bootstrap', { from, changed: result.changed.length, adopted });
+    if (!adopted) this.#requestIssue().catch(() => undefined);
     // Passed on, so a third bootstrap learns it without waiting for its own round with `from`.
     this.#scheduleSync();
+  }
+
+  /**
+   * Serves another bootstrap's newer configuration when it says exactly what this bootstrap's state
+   * says (the bootstrap list aside), instead of signing the same content under a second sequence:
+   * both bootstraps then serve one document and peers fetch it once.
+   */
+  #adopt(offered: ime.v1.ISignedRingConfiguration, from: string): boolean {
+    let config: RingConfiguration;
+    try {
+      config = verifySignedRingConfiguration(
+        offered,
+        { authorityCertificateDer: this.#state.authority.certificateDer },
+        { nowMs: this.#now(), ...(this.#current ? { knownSequence: this.#current.config.sequence } : {}) },
+      );
+    } catch {
+      return false; // older than ours, or not from this authority: nothing to adopt
+    }
+    const { content } = configurationContent(this.#state, this.#base, this.#bootstrapEntries(), this.#now());
+    if (contentKey(content, { withBootstraps: false }) !== contentKey(config, { withBootstraps: false })) return false;
+    const signed = decodeSignedRingConfiguration(encodeSignedRingConfiguration(offered));
+    const encoded = encodeSignedRingConfiguration(signed);
+    this.#current = { config, signed, encoded, key: contentKey(content) };
+    this.#state.noteSequence(config.sequence);
+    this.#state.saveConfiguration(encoded, config.sequence).catch((err: unknown) => this.#log.error('cannot store an adopted configuration', { err }));
+    this.#log.child('sync').info('serving the configuration issued by another bootstrap', { from, sequence: config.sequence });
+    return true;
   }
 
   // --- timers and counters ------------------------------------------------------------------------

@@ -114,7 +114,12 @@ export function configurationContent(
  * A comparable text of a configuration's content (sequence and times left out), built field by field
  * so a configuration decoded from disk compares equal to one built from the state.
  */
-export function contentKey(c: ConfigurationContent): string {
+/**
+ * What a configuration says, without its sequence and times: two documents with the same key say the
+ * same. `withBootstraps: false` leaves out the bootstrap list, which each bootstrap writes from its
+ * own point of view (its own listen addresses, the others' configured ones).
+ */
+export function contentKey(c: ConfigurationContent, options: { withBootstraps?: boolean } = {}): string {
   const p = c.parameters;
   return JSON.stringify([
     c.ringName,
@@ -124,7 +129,7 @@ export function contentKey(c: ConfigurationContent): string {
     c.bans.map((b) => [b.peerId, b.reason, b.bannedAtMs]),
     c.minSoftwareVersion,
     c.messageOfTheDay,
-    c.bootstraps.map((b) => [b.peerId, b.addresses]),
+    options.withBootstraps === false ? [] : c.bootstraps.map((b) => [b.peerId, b.addresses]),
   ]);
 }
 

@@ -171,7 +171,9 @@ export class RingHarness {
     const [ring, admin] = await freePorts(2);
     const domain = options.domain ?? o.domainOf?.(index) ?? `enterprise-${index + 1}.example`;
     if (options.token !== false) {
-      const bootstrap = await (this.bootstraps[0] as Member).admin();
+      const running = this.bootstraps.find((b) => b.running);
+      if (!running) throw new ImeError('E_HARNESS_STATE', 'no bootstrap is running to issue an enrollment token');
+      const bootstrap = await running.admin();
       const { token } = await bootstrap.post<{ token: string }>('/v1/tokens', { domain, note: `harness ${name}` });
       writeFileSync(join(dir, 'enroll.token'), `${token}\n`, { mode: 0o600 });
     }

@@ -55,6 +55,7 @@ export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): voi
     .addRoute({ method: 'GET', path: '/v1/bootstrap', handler: () => ({ bootstraps: node.bootstraps() }) })
     .addRoute({ method: 'GET', path: '/v1/addressing', handler: () => node.addressing() })
     .addRoute({ method: 'GET', path: '/v1/ring/members', handler: () => ({ members: node.members() }) })
+    .addRoute({ method: 'GET', path: '/v1/connections', handler: () => ({ connections: node.connections() }) })
     .addRoute({ method: 'GET', path: '/v1/counters', handler: () => ({ counters: node.counters.snapshot() }) })
     .addRoute({ method: 'GET', path: '/v1/alerts', handler: () => ({ alerts: node.alerts.list(), active: node.alerts.active() }) })
     .addRoute({ method: 'GET', path: '/metrics', handler: () => rawResponse(PROMETHEUS_CONTENT_TYPE, node.counters.renderPrometheus()) })
@@ -62,7 +63,25 @@ export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): voi
     .addRoute({
       method: 'POST',
       path: '/v1/dids/lookup',
-      handler: async ({ body }) => node.lookupDids(requestedNumbers(objectBody(body))),
+      handler: async ({ body }) => {
+        const b = objectBody(body);
+        const concurrency = b.concurrency ?? 64;
+        if (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
+          throw badRequest('concurrency must be an integer from 1 to 1024');
+        }
+        return node.lookupDids(requestedNumbers(b), { concurrency, timings: b.timings === true });
+      },
+    })
+    .addRoute({
+      method: 'POST',
+      path: '/v1/ring/ping',
+      handler: async ({ body }) => {
+        const b = objectBody(body);
+        const count = b.count ?? 1;
+        if (typeof b.peerId !== 'string') throw badRequest('peerId is required');
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 100_000) throw badRequest('count must be 1–100000');
+        return { latenciesMs: await node.pingPeer(b.peerId, count) };
+      },
     })
     .addRoute({
       method: 'POST',

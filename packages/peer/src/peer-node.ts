@@ -663,6 +663,11 @@ export class PeerNode {
     };
   }
 
+  /** PeerIds this peer has a connection with right now. */
+  connections(): string[] {
+    return [...new Set(this.#host.getConnections().map((c) => c.remotePeer.toString()))].sort();
+  }
+
   /** Members of the ring as this peer sees them. */
   members(): { peerId: string; live: boolean; virtualNodes: number; neighbour: boolean }[] {
     const neighbours = new Set(this.#view.neighbours());
@@ -708,24 +713,45 @@ export class PeerNode {
    * Looks up many numbers at once (a bounded number in flight): how many are in the ring and which
    * are not. For operators checking a publication, and for tests.
    */
-  async lookupDids(numbers: readonly string[], concurrency = 64): Promise<{ total: number; found: number; missing: string[]; failed: { number: string; code: string }[] }> {
+  async lookupDids(
+    numbers: readonly string[],
+    options: { concurrency?: number; timings?: boolean } = {},
+  ): Promise<{ total: number; found: number; missing: string[]; failed: { number: string; code: string }[]; latenciesMs?: number[] }> {
     const missing: string[] = [];
     const failed: { number: string; code: string }[] = [];
+    const latencies: number[] = [];
     let found = 0;
     let next = 0;
     const worker = async () => {
       while (next < numbers.length) {
         const number = numbers[next++] as string;
+        const start = performance.now();
         try {
           if ((await this.fetchDid(number)).found) found++;
           else missing.push(number);
         } catch (err) {
           failed.push({ number, code: isImeError(err) ? err.code : 'E_INTERNAL' });
         }
+        if (options.timings) latencies.push(performance.now() - start);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency, numbers.length) }, worker));
-    return { total: numbers.length, found, missing: missing.sort(), failed };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 64, numbers.length)) }, worker));
+    return { total: numbers.length, found, missing: missing.sort(), failed, ...(options.timings ? { latenciesMs: latencies } : {}) };
+  }
+
+  /**
+   * Round trips of the ring protocol's ping to another member over the kept stream: the floor under
+   * every ring request (what a fetch costs beyond the network).
+   */
+  async pingPeer(peerId: string, count: number): Promise<number[]> {
+    if (!this.#view.isMember(peerId)) throw new ImeError('E_PEER_NOT_FOUND', `${peerId} is not a ring member`);
+    const latencies: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      await this.#transport.request(peerId, { ping: { configurationSequence: this.#configSync.current?.config.sequence ?? 0 } });
+      latencies.push(performance.now() - start);
+    }
+    return latencies;
   }
 
   async publish(vserviceId: string, numbers: readonly string[]): Promise<PublishReport> {
