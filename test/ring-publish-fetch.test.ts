@@ -74,3 +74,19 @@ describe('an 8-peer ring of processes', () => {
     expect(scanned).toBeGreaterThan(2000);
   }, 120_000);
 });
+
+describe('a ring of one peer', () => {
+  it('takes writes and reads (the quorums are capped by the membership, as N is)', async () => {
+    const ring = await RingHarness.start({ peers: 1, mode: 'in-process' });
+    try {
+      await ring.converge();
+      const node = ring.peers[0]!.node!;
+      const report = await node.publish('solo', ['+3531234567', '+3531234568']);
+      expect(report).toEqual({ requested: 2, published: 2, failed: [] });
+      expect((await node.fetchDid('+3531234567')).claims).toEqual([expect.objectContaining({ vserviceId: 'solo' })]);
+      expect(node.summary().health).toBe('GREEN');
+    } finally {
+      await ring.stop();
+    }
+  }, 60_000);
+});

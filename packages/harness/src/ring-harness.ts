@@ -47,6 +47,8 @@ export interface RingHarnessOptions {
   readonly logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** Peers started at once (processes compete for the CPU while they start). */
   readonly startConcurrency?: number;
+  /** Use consecutive ports from here instead of free ones picked by the system. */
+  readonly basePort?: number;
 }
 
 const FAST_PARAMETERS: RingParametersInput = { pollIntervalSec: 1 };
@@ -92,13 +94,23 @@ export class RingHarness {
   readonly peers: Member[] = [];
   readonly #options: RingHarnessOptions;
   readonly #ownsDir: boolean;
+  #nextPort: number | undefined;
 
   private constructor(options: RingHarnessOptions) {
     this.#options = options;
     this.mode = options.mode ?? 'in-process';
     this.#ownsDir = options.dir === undefined;
+    this.#nextPort = options.basePort;
     this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'ime-ring-'));
     mkdirSync(this.dir, { recursive: true });
+  }
+
+  async #ports(count: number): Promise<number[]> {
+    if (this.#nextPort === undefined) return freePorts(count);
+    const first = this.#nextPort;
+    this.#nextPort += count;
+    if (this.#nextPort > 65536) throw new ImeError('E_HARNESS_PORTS', `ports from ${first} run past 65535`);
+    return Array.from({ length: count }, (_, i) => first + i);
   }
 
   static async start(options: RingHarnessOptions): Promise<RingHarness> {
@@ -136,7 +148,7 @@ export class RingHarness {
   }
 
   async #startBootstraps(count: number): Promise<void> {
-    const ports = await freePorts(count * 2);
+    const ports = await this.#ports(count * 2);
     const port = (i: number) => ({ ring: ports[2 * i] as number, admin: ports[2 * i + 1] as number });
     const first = await this.#bootstrapConfig(0, port(0), {});
     if (count === 2) {
@@ -168,7 +180,7 @@ export class RingHarness {
     const name = `peer-${index + 1}`;
     const dir = join(this.dir, name);
     mkdirSync(dir, { recursive: true });
-    const [ring, admin] = await freePorts(2);
+    const [ring, admin] = await this.#ports(2);
     const domain = options.domain ?? o.domainOf?.(index) ?? `enterprise-${index + 1}.example`;
     if (options.token !== false) {
       const running = this.bootstraps.find((b) => b.running);

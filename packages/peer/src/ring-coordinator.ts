@@ -165,12 +165,21 @@ export class RingCoordinator {
    * answer; if no replica answers, the next peers of the preference list. Throws E_RING_UNAVAILABLE
    * when nobody answers.
    */
+  /**
+   * A quorum no larger than the membership: a ring of one or two peers cannot hold more copies than it
+   * has members, so W (or R) is capped there, as N is. Peers that are down still count as members:
+   * a ring of three with two down cannot reach W = 2, and must say so.
+   */
+  #quorum(configured: number): number {
+    return Math.max(1, Math.min(configured, this.#view.placement.size));
+  }
+
   async fetch(key: Uint8Array): Promise<FetchOutcome> {
     if (!(key instanceof Uint8Array) || key.length !== POSITION_BYTES) {
       throw new ImeError('E_RING_REQUEST', `a record key must be ${POSITION_BYTES} bytes`);
     }
     const replicas = this.#view.replicasFor(key);
-    const readQuorum = Math.max(1, this.#view.parameters.readQuorum);
+    const readQuorum = this.#quorum(this.#view.parameters.readQuorum);
     const asked = [...replicas];
     if (replicas.length > 0) {
       const outcome = await this.#ask(key, replicas, readQuorum, true);
@@ -192,7 +201,7 @@ export class RingCoordinator {
   // Writes
 
   async #write(kind: WriteKind, records: readonly DidRecord[]): Promise<WriteOutcome[]> {
-    const writeQuorum = Math.max(1, this.#view.parameters.writeQuorum);
+    const writeQuorum = this.#quorum(this.#view.parameters.writeQuorum);
     const states: WriteState[] = records.map(() => ({ acks: 0, replicas: [], tried: new Set<string>() }));
     let assignments = new Map<string, number[]>();
     const assign = (peer: string, i: number) => {
