@@ -1,10 +1,9 @@
 import { DEFAULT_RING_NAME, DEFAULT_RING_PARAMETERS, DEFAULT_VIRTUAL_NODES } from '@ime/admission';
 import { ImeError } from '@ime/core';
-import { type InferConfig, type ParseConfigOptions, defineConfigSchema, parseConfigText } from '@ime/runtime';
+import { type InferConfig, type ParseConfigOptions, adminConfigField, defineConfigSchema, logConfigField, parseConfigText } from '@ime/runtime';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 
-const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const DAY_SEC = 86_400;
 
 /**
@@ -38,23 +37,8 @@ export const bootstrapConfigSchema = defineConfigSchema({
     maxItems: 8,
     description: 'Addresses peers should dial (e.g. the public address behind NAT); empty means the listen addresses. Published in the configuration\'s bootstrap list.',
   },
-  admin: {
-    type: 'object',
-    description: 'The local admin API used by the `ime` command.',
-    fields: {
-      listen: { type: 'string', default: '127.0.0.1:9621', description: 'host:port of the admin API (loopback only).' },
-      tokenFile: { type: 'path', description: 'File holding the admin token; default <dataDir>/admin.token, created on first start.' },
-    },
-  },
-  log: {
-    type: 'object',
-    description: 'Structured logs (JSON lines).',
-    fields: {
-      level: { type: 'string', enum: LEVELS, default: 'info', description: 'Default log level.' },
-      modules: { type: 'map', values: LEVELS, default: {}, description: 'Per-module levels, e.g. `enroll: debug`.' },
-      file: { type: 'path', description: 'Append logs to this file instead of standard error.' },
-    },
-  },
+  admin: adminConfigField('127.0.0.1:9621'),
+  log: logConfigField,
   ringName: {
     type: 'string',
     default: DEFAULT_RING_NAME,

@@ -1,6 +1,5 @@
-import { type InferConfig, defineConfigSchema } from '@ime/runtime';
+import { type InferConfig, adminConfigField, defineConfigSchema, logConfigField } from '@ime/runtime';
 
-const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 
 /**
  * `ime peer start --config FILE`. The schema is data, so `--print-default-config` and the README's
@@ -59,23 +58,8 @@ export const peerConfigSchema = defineConfigSchema({
     pattern: '[0-9a-fA-F]{64}',
     description: 'SHA-256 (hex) of the ring authority certificate; when set, a bootstrap presenting another authority is refused.',
   },
-  admin: {
-    type: 'object',
-    description: 'The local admin API used by the `ime` command.',
-    fields: {
-      listen: { type: 'string', default: '127.0.0.1:9620', description: 'host:port of the admin API (loopback only).' },
-      tokenFile: { type: 'path', description: 'File holding the admin token; default <dataDir>/admin.token, created on first start.' },
-    },
-  },
-  log: {
-    type: 'object',
-    description: 'Structured logs (JSON lines).',
-    fields: {
-      level: { type: 'string', enum: LEVELS, default: 'info', description: 'Default log level.' },
-      modules: { type: 'map', values: LEVELS, default: {}, description: 'Per-module levels, e.g. `ring: debug`.' },
-      file: { type: 'path', description: 'Append logs to this file instead of standard error.' },
-    },
-  },
+  admin: adminConfigField('127.0.0.1:9620'),
+  log: logConfigField,
   tuning: {
     type: 'object',
     description: 'Timers of the ring; the defaults suit production, tests use shorter ones.',

@@ -6,6 +6,7 @@ import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import {
   CONFIG_PROTOCOL,
+  DEFAULT_RING_PARAMETERS,
   ENROLL_PROTOCOL,
   RING_PROTOCOL,
   type RingConfiguration,
@@ -49,7 +50,7 @@ import { RingCoordinator } from './ring-coordinator.js';
 import type { PlacementMember } from './ring-placement.js';
 import { createRingHandler } from './ring-service.js';
 import { RpcRingTransport } from './ring-transport.js';
-import type { RingLog, RingParameters } from './ring-types.js';
+import type { RingLog } from './ring-types.js';
 import { LiveRingView } from './ring-view.js';
 
 /**
@@ -133,18 +134,6 @@ function compareVersions(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return 0;
-}
-
-function parametersOf(config: RingConfiguration): RingParameters {
-  const p = config.parameters;
-  return {
-    replicationFactor: p.replicationFactor,
-    writeQuorum: p.writeQuorum,
-    readQuorum: p.readQuorum,
-    recordTtlSec: p.recordTtlSec,
-    republishIntervalSec: p.republishIntervalSec,
-    storageQuota: p.storageQuota,
-  };
 }
 
 function withoutPeerId(address: string): string {
@@ -318,7 +307,6 @@ export class PeerNode {
         }
       }
 
-      const defaults: RingParameters = { replicationFactor: 3, writeQuorum: 2, readQuorum: 2, recordTtlSec: 86_400, republishIntervalSec: 43_200, storageQuota: 100_000 };
       const membersOf = (c: CurrentConfiguration | undefined): PlacementMember[] =>
         c === undefined
           ? []
@@ -326,7 +314,7 @@ export class PeerNode {
       const liveView = new LiveRingView({
         self,
         members: membersOf(configSync.current),
-        parameters: configSync.current ? parametersOf(configSync.current.config) : defaults,
+        parameters: configSync.current ? configSync.current.config.parameters : DEFAULT_RING_PARAMETERS,
         now,
         log: ringLog,
       });
@@ -403,7 +391,7 @@ export class PeerNode {
         publisher: ownPublisher,
         context: () => {
           const c = configSync.current;
-          return c ? { ringSalt: c.config.ringSalt, ...parametersOf(c.config) } : undefined;
+          return c ? { ringSalt: c.config.ringSalt, ...c.config.parameters } : undefined;
         },
         now,
       });
@@ -512,7 +500,7 @@ export class PeerNode {
       });
       if (addrs.length > 0) this.#host.peerStore.merge(peerIdFromString(entry.peerId), { multiaddrs: addrs }).catch(() => undefined);
     }
-    this.#view.update(membersOf(current), parametersOf(config));
+    this.#view.update(membersOf(current), config.parameters);
     // Whoever the new configuration no longer admits is disconnected now, not at its next request.
     for (const conn of this.#host.getConnections()) {
       const remote = conn.remotePeer.toString();

@@ -1,3 +1,4 @@
+import type { RingParameters as AdmissionRingParameters } from '@ime/admission';
 import type { DidRecord } from '@ime/core';
 import type { ime } from '@ime/wire';
 import type { RingPlacement } from './ring-placement.js';
@@ -10,15 +11,7 @@ import type { RingPlacement } from './ring-placement.js';
 export { RING_PROTOCOL, WIRE_VERSION as RING_WIRE_VERSION } from '@ime/admission';
 
 /** Ring parameters from the signed configuration (SPEC §3), as the data plane needs them. */
-export interface RingParameters {
-  readonly replicationFactor: number;
-  readonly writeQuorum: number;
-  readonly readQuorum: number;
-  readonly recordTtlSec: number;
-  readonly republishIntervalSec: number;
-  /** DIDs one publisher may have in the ring. */
-  readonly storageQuota: number;
-}
+export type RingParameters = Omit<AdmissionRingParameters, 'pollIntervalSec'>;
 
 /**
  * The ring as this peer sees it: membership from the signed roster (admitted, not banned, certificate

@@ -12,3 +12,4 @@ export * from './audit.js';
 export * from './config.js';
 export * from './admin-server.js';
 export * from './admin-client.js';
+export * from './role-config.js';
