@@ -11,12 +11,15 @@ import type { Database } from '@ime/runtime';
 
 /**
  * The peer's own numbers: what its call managers published through it (SPEC §4–§5). Only the
- * publisher knows its numbers, so it keeps them (key 0x03 ‖ number) to republish before the TTL
- * and to withdraw. Sequences are max(previous + 1, now), so they keep rising across restarts and
- * restores from old backups.
+ * publisher knows its numbers, so it keeps them (key 0x03 ‖ number → Vservice, sequence, time) to
+ * republish before the TTL and to withdraw. They live in the database only — a full quota is a
+ * million numbers, too many to hold in memory — with their count and the oldest publication time
+ * kept beside them, written in the same batch. Sequences are max(previous + 1, now), so they keep
+ * rising across restarts and restores from old backups.
  */
 
 const OWN_PREFIX = 0x03;
+const STATE_KEY = new TextEncoder().encode('meta/own-numbers');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -24,6 +27,12 @@ interface OwnEntry {
   readonly vserviceId: string;
   readonly sequence: number;
   readonly publishedAtMs: number;
+}
+
+interface OwnState {
+  count: number;
+  /** Oldest publication among the own numbers (or undefined when there are none). */
+  oldestPublishedAtMs: number | undefined;
 }
 
 export interface WriteOutcome {
@@ -52,8 +61,10 @@ export interface PublishReport {
   readonly failed: readonly { number: string; code: string; message: string }[];
 }
 
-/** Records sealed per step, so a 100 000-number publication does not hold the event loop for seconds. */
-const SEAL_CHUNK = 2000;
+/** Numbers sealed and stored per step: bounds memory, and yields the event loop between steps. */
+const CHUNK = 5000;
+/** Records sealed between yields to the event loop. */
+const SEAL_SLICE = 1000;
 
 function ownKey(number: string): Uint8Array {
   const n = encoder.encode(number);
@@ -63,22 +74,29 @@ function ownKey(number: string): Uint8Array {
   return k;
 }
 
+function decodeEntry(v: Uint8Array): OwnEntry {
+  return JSON.parse(decoder.decode(v)) as OwnEntry;
+}
+
 export class DidPublisher {
   readonly #db: Database;
   readonly #ring: RingWriter;
   readonly #publisher: Publisher;
   readonly #context: () => PublisherContext | undefined;
   readonly #now: () => number;
-  readonly #own = new Map<string, OwnEntry>();
+  readonly #state: OwnState;
+  /** Publications, withdrawals and republishing run one at a time: they read and write the same entries. */
+  #queue: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #republishing: Promise<PublishReport> | undefined;
 
-  private constructor(db: Database, ring: RingWriter, publisher: Publisher, context: () => PublisherContext | undefined, now: () => number) {
+  private constructor(db: Database, ring: RingWriter, publisher: Publisher, context: () => PublisherContext | undefined, now: () => number, state: OwnState) {
     this.#db = db;
     this.#ring = ring;
     this.#publisher = publisher;
     this.#context = context;
     this.#now = now;
+    this.#state = state;
   }
 
   static async open(options: {
@@ -89,25 +107,44 @@ export class DidPublisher {
     context: () => PublisherContext | undefined;
     now?: () => number;
   }): Promise<DidPublisher> {
-    const p = new DidPublisher(options.db, options.ring, options.publisher, options.context, options.now ?? Date.now);
-    for await (const [k, v] of options.db.iterator({ gt: Uint8Array.of(OWN_PREFIX), lt: Uint8Array.of(OWN_PREFIX + 1) })) {
-      p.#own.set(decoder.decode(k.subarray(1)), JSON.parse(decoder.decode(v)) as OwnEntry);
+    const stored = await options.db.get(STATE_KEY);
+    let state: OwnState;
+    if (stored !== undefined) {
+      state = JSON.parse(decoder.decode(stored)) as OwnState;
+    } else {
+      // No summary yet (a database from before it was kept): count once.
+      state = { count: 0, oldestPublishedAtMs: undefined };
+      for await (const v of options.db.values({ gt: Uint8Array.of(OWN_PREFIX), lt: Uint8Array.of(OWN_PREFIX + 1) })) {
+        const e = decodeEntry(v);
+        state.count++;
+        state.oldestPublishedAtMs = Math.min(state.oldestPublishedAtMs ?? e.publishedAtMs, e.publishedAtMs);
+      }
     }
-    return p;
+    return new DidPublisher(options.db, options.ring, options.publisher, options.context, options.now ?? Date.now, state);
   }
 
   /** DIDs this peer publishes (IMEDistributedCacheQuotaUsed). */
   get used(): number {
-    return this.#own.size;
+    return this.#state.count;
   }
 
-  owns(number: string): boolean {
-    return this.#own.has(number);
+  async owns(number: string): Promise<boolean> {
+    return (await this.#db.get(ownKey(number))) !== undefined;
   }
 
-  /** The numbers of one Vservice (or all), for the admin API and for withdrawing a Vservice. */
-  numbers(vserviceId?: string): string[] {
-    return [...this.#own].filter(([, e]) => vserviceId === undefined || e.vserviceId === vserviceId).map(([n]) => n);
+  /** The numbers of one Vservice (or all), read from the database. */
+  async numbers(vserviceId?: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const [k, v] of this.#db.iterator({ gt: Uint8Array.of(OWN_PREFIX), lt: Uint8Array.of(OWN_PREFIX + 1) })) {
+      if (vserviceId === undefined || decodeEntry(v).vserviceId === vserviceId) out.push(decoder.decode(k.subarray(1)));
+    }
+    return out;
+  }
+
+  #serialised<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work, work);
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 
   #requireContext(): PublisherContext {
@@ -116,125 +153,195 @@ export class DidPublisher {
     return c;
   }
 
-  #sequence(number: string): number {
-    return Math.max((this.#own.get(number)?.sequence ?? 0) + 1, this.#now());
+  async #existing(numbers: readonly string[]): Promise<(OwnEntry | undefined)[]> {
+    const values = await this.#db.getMany(numbers.map((n) => ownKey(n)));
+    return values.map((v) => (v === undefined ? undefined : decodeEntry(v)));
   }
 
   /**
    * Publishes numbers for a Vservice, all or nothing against the quota: a publication that would take
    * this peer over its quota is refused whole with E_OVER_QUOTA (the call manager's IMEOverQuota).
    */
-  async publish(vserviceId: string, numbers: readonly string[]): Promise<PublishReport> {
-    const context = this.#requireContext();
+  publish(vserviceId: string, numbers: readonly string[]): Promise<PublishReport> {
     const unique = [...new Set(numbers.map((n) => parseE164(n)))];
-    const added = unique.filter((n) => !this.#own.has(n)).length;
-    if (this.#own.size + added > context.storageQuota) {
-      throw new ImeError(
-        'E_OVER_QUOTA',
-        `publishing ${added} more DIDs would use ${this.#own.size + added} of this peer's quota of ${context.storageQuota}`,
-        { quota: context.storageQuota, used: this.#own.size, requested: added },
-      );
-    }
-    return this.#publish(unique.map((n) => [n, vserviceId] as const), context);
+    return this.#serialised(async () => {
+      const context = this.#requireContext();
+      let added = 0;
+      for (let i = 0; i < unique.length; i += CHUNK) {
+        added += (await this.#existing(unique.slice(i, i + CHUNK))).filter((e) => e === undefined).length;
+      }
+      if (this.#state.count + added > context.storageQuota) {
+        throw new ImeError(
+          'E_OVER_QUOTA',
+          `publishing ${added} more DIDs would use ${this.#state.count + added} of this peer's quota of ${context.storageQuota}`,
+          { quota: context.storageQuota, used: this.#state.count, requested: added },
+        );
+      }
+      return this.#publishAll(unique.length, async function* () {
+        for (let i = 0; i < unique.length; i += CHUNK) yield unique.slice(i, i + CHUNK).map((n) => [n, vserviceId] as const);
+      }, context);
+    });
   }
 
-  async #publish(items: readonly (readonly [E164, string])[], context: PublisherContext): Promise<PublishReport> {
+  /**
+   * Seals and stores chunk after chunk; the next chunk is sealed while the previous one is on its way
+   * to the replicas, so the CPU and the network overlap.
+   */
+  async #publishAll(
+    requested: number,
+    chunks: () => AsyncGenerator<readonly (readonly [E164, string])[]>,
+    context: PublisherContext,
+  ): Promise<PublishReport> {
     const failed: { number: string; code: string; message: string }[] = [];
     let published = 0;
-    for (let i = 0; i < items.length; i += SEAL_CHUNK * 5) {
-      const slice = items.slice(i, i + SEAL_CHUNK * 5);
-      const nowMs = this.#now();
-      const records: DidRecord[] = [];
-      const sequences: number[] = [];
-      for (let j = 0; j < slice.length; j++) {
-        const [number, vserviceId] = slice[j] as readonly [E164, string];
-        const sequence = this.#sequence(number);
-        sequences.push(sequence);
-        records.push(
-          sealDidRecord({
-            ringSalt: context.ringSalt,
-            number,
-            publisher: this.#publisher,
-            claim: { vserviceId, publishedAtMs: nowMs },
-            sequence,
-            expiresAtMs: nowMs + context.recordTtlSec * 1000,
-          }),
-        );
-        if ((j + 1) % SEAL_CHUNK === 0) await new Promise((r) => setImmediate(r));
-      }
-      const outcomes = await this.#ring.store(records);
-      const batch = this.#db.batch();
-      outcomes.forEach((o, j) => {
-        const [number, vserviceId] = slice[j] as readonly [E164, string];
-        if (o.accepted) {
-          const entry: OwnEntry = { vserviceId, sequence: sequences[j] as number, publishedAtMs: nowMs };
-          this.#own.set(number, entry);
-          batch.put(ownKey(number), encoder.encode(JSON.stringify(entry)));
-          published++;
-        } else {
-          failed.push({ number, code: o.code ?? 'E_RING_WRITE_QUORUM', message: o.message ?? 'not stored' });
-        }
+    let inFlight: Promise<void> | undefined;
+    for await (const chunk of chunks()) {
+      const sealed = await this.#seal(chunk, context);
+      await inFlight;
+      inFlight = this.#storeChunk(chunk, sealed, failed).then((n) => {
+        published += n;
       });
-      await batch.write();
     }
-    return { requested: items.length, published, failed };
+    await inFlight;
+    return { requested, published, failed };
+  }
+
+  async #seal(
+    chunk: readonly (readonly [E164, string])[],
+    context: PublisherContext,
+  ): Promise<{ records: DidRecord[]; entries: OwnEntry[]; isNew: boolean[] }> {
+    // Chunks never share a number (publications are de-duplicated, republishing reads each once), so
+    // what is known now still holds when the chunk is written.
+    const existing = await this.#existing(chunk.map(([n]) => n));
+    const nowMs = this.#now();
+    const records: DidRecord[] = [];
+    const entries: OwnEntry[] = [];
+    for (let j = 0; j < chunk.length; j++) {
+      const [number, vserviceId] = chunk[j] as readonly [E164, string];
+      const sequence = Math.max((existing[j]?.sequence ?? 0) + 1, nowMs);
+      entries.push({ vserviceId, sequence, publishedAtMs: nowMs });
+      records.push(
+        sealDidRecord({
+          ringSalt: context.ringSalt,
+          number,
+          publisher: this.#publisher,
+          claim: { vserviceId, publishedAtMs: nowMs },
+          sequence,
+          expiresAtMs: nowMs + context.recordTtlSec * 1000,
+        }),
+      );
+      if ((j + 1) % SEAL_SLICE === 0) await new Promise((r) => setImmediate(r));
+    }
+    return { records, entries, isNew: existing.map((e) => e === undefined) };
+  }
+
+  async #storeChunk(
+    chunk: readonly (readonly [E164, string])[],
+    sealed: { records: DidRecord[]; entries: OwnEntry[]; isNew: boolean[] },
+    failed: { number: string; code: string; message: string }[],
+  ): Promise<number> {
+    const outcomes = await this.#ring.store(sealed.records);
+    const batch = this.#db.batch();
+    let published = 0;
+    outcomes.forEach((o, j) => {
+      const [number] = chunk[j] as readonly [E164, string];
+      const entry = sealed.entries[j] as OwnEntry;
+      if (o.accepted) {
+        if (sealed.isNew[j]) this.#state.count++;
+        this.#state.oldestPublishedAtMs = Math.min(this.#state.oldestPublishedAtMs ?? entry.publishedAtMs, entry.publishedAtMs);
+        batch.put(ownKey(number), encoder.encode(JSON.stringify(entry)));
+        published++;
+      } else {
+        failed.push({ number, code: o.code ?? 'E_RING_WRITE_QUORUM', message: o.message ?? 'not stored' });
+      }
+    });
+    batch.put(STATE_KEY, encoder.encode(JSON.stringify(this.#state)));
+    await batch.write();
+    return published;
   }
 
   /** Withdraws numbers with signed tombstones; numbers this peer does not publish are reported as failed. */
-  async withdraw(numbers: readonly string[]): Promise<PublishReport> {
-    const context = this.#requireContext();
+  withdraw(numbers: readonly string[]): Promise<PublishReport> {
     const unique = [...new Set(numbers.map((n) => parseE164(n)))];
-    const failed: { number: string; code: string; message: string }[] = [];
-    const mine = unique.filter((n) => {
-      if (this.#own.has(n)) return true;
-      failed.push({ number: n, code: 'E_NOT_PUBLISHED', message: 'this peer does not publish this number' });
-      return false;
-    });
-    const nowMs = this.#now();
-    const tombstones = mine.map((number) =>
-      sealDidTombstone({
-        ringSalt: context.ringSalt,
-        number,
-        publisher: this.#publisher,
-        sequence: this.#sequence(number),
-        expiresAtMs: nowMs + context.recordTtlSec * 1000,
-      }),
-    );
-    const outcomes = tombstones.length > 0 ? await this.#ring.withdraw(tombstones) : [];
-    const batch = this.#db.batch();
-    let withdrawn = 0;
-    outcomes.forEach((o, j) => {
-      const number = mine[j] as string;
-      if (o.accepted) {
-        this.#own.delete(number);
-        batch.del(ownKey(number));
-        withdrawn++;
-      } else {
-        failed.push({ number, code: o.code ?? 'E_RING_WRITE_QUORUM', message: o.message ?? 'not withdrawn' });
+    return this.#serialised(async () => {
+      const context = this.#requireContext();
+      const failed: { number: string; code: string; message: string }[] = [];
+      let withdrawn = 0;
+      for (let i = 0; i < unique.length; i += CHUNK) {
+        const slice = unique.slice(i, i + CHUNK);
+        const existing = await this.#existing(slice);
+        const mine: { number: E164; entry: OwnEntry }[] = [];
+        slice.forEach((number, j) => {
+          const entry = existing[j];
+          if (entry) mine.push({ number, entry });
+          else failed.push({ number, code: 'E_NOT_PUBLISHED', message: 'this peer does not publish this number' });
+        });
+        const nowMs = this.#now();
+        const tombstones = mine.map(({ number, entry }) =>
+          sealDidTombstone({
+            ringSalt: context.ringSalt,
+            number,
+            publisher: this.#publisher,
+            sequence: Math.max(entry.sequence + 1, nowMs),
+            expiresAtMs: nowMs + context.recordTtlSec * 1000,
+          }),
+        );
+        const outcomes = tombstones.length > 0 ? await this.#ring.withdraw(tombstones) : [];
+        const batch = this.#db.batch();
+        outcomes.forEach((o, j) => {
+          const { number } = mine[j] as { number: E164 };
+          if (o.accepted) {
+            batch.del(ownKey(number));
+            this.#state.count--;
+            withdrawn++;
+          } else {
+            failed.push({ number, code: o.code ?? 'E_RING_WRITE_QUORUM', message: o.message ?? 'not withdrawn' });
+          }
+        });
+        if (this.#state.count === 0) this.#state.oldestPublishedAtMs = undefined;
+        batch.put(STATE_KEY, encoder.encode(JSON.stringify(this.#state)));
+        await batch.write();
       }
+      return { requested: unique.length, published: withdrawn, failed };
     });
-    await batch.write();
-    return { requested: unique.length, published: withdrawn, failed };
   }
 
   /** Re-seals every own number with a new sequence and expiry (before the TTL runs out). */
-  async republish(): Promise<PublishReport> {
+  republish(): Promise<PublishReport> {
     if (this.#republishing) return this.#republishing;
-    const context = this.#context();
-    if (!context || this.#own.size === 0) return { requested: 0, published: 0, failed: [] };
-    const items = [...this.#own].map(([n, e]) => [n as E164, e.vserviceId] as const);
-    this.#republishing = this.#publish(items, context).finally(() => (this.#republishing = undefined));
+    this.#republishing = this.#serialised(async () => {
+      const context = this.#context();
+      if (!context || this.#state.count === 0) return { requested: 0, published: 0, failed: [] };
+      const startedMs = this.#now();
+      const db = this.#db;
+      const report = await this.#publishAll(this.#state.count, async function* () {
+        let chunk: (readonly [E164, string])[] = [];
+        for await (const [k, v] of db.iterator({ gt: Uint8Array.of(OWN_PREFIX), lt: Uint8Array.of(OWN_PREFIX + 1) })) {
+          chunk.push([decoder.decode(k.subarray(1)) as E164, decodeEntry(v).vserviceId]);
+          if (chunk.length === CHUNK) {
+            yield chunk;
+            chunk = [];
+          }
+        }
+        if (chunk.length > 0) yield chunk;
+      }, context);
+      // Numbers that failed keep their old time: the next tick retries them with everything else.
+      if (report.failed.length === 0) {
+        this.#state.oldestPublishedAtMs = startedMs;
+        await this.#db.put(STATE_KEY, encoder.encode(JSON.stringify(this.#state)));
+      }
+      return report;
+    }).finally(() => (this.#republishing = undefined));
     return this.#republishing;
   }
 
-  /** Republishes every republish interval, and at once when the oldest publication is already due. */
+  /** Republishes once the oldest publication is a republish interval old (checked every minute). */
   start(onError: (err: unknown) => void): void {
     const tick = () => {
       const context = this.#context();
-      if (!context) return;
-      const due = this.#now() - context.republishIntervalSec * 1000;
-      const stale = [...this.#own.values()].some((e) => e.publishedAtMs <= due);
-      if (stale) this.republish().catch(onError);
+      const oldest = this.#state.oldestPublishedAtMs;
+      if (!context || oldest === undefined) return;
+      if (this.#now() - oldest >= context.republishIntervalSec * 1000) this.republish().catch(onError);
     };
     tick();
     this.#timer = setInterval(tick, 60_000);
@@ -246,4 +353,3 @@ export class DidPublisher {
     this.#timer = undefined;
   }
 }
-

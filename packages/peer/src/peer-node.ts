@@ -752,7 +752,7 @@ export class PeerNode {
     return this.#publisher.withdraw(numbers);
   }
 
-  publishedNumbers(vserviceId?: string): string[] {
+  publishedNumbers(vserviceId?: string): Promise<string[]> {
     return this.#publisher.numbers(vserviceId);
   }
 
