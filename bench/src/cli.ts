@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Row, type Suite, type Target, machine, renderMarkdown, renderTable } from './harness.js';
 import { coreSuite } from './suites/core.js';
+import { ringSuite } from './suites/ring.js';
 import { ticketSuite } from './suites/ticket.js';
 
 /**
@@ -11,10 +12,9 @@ import { ticketSuite } from './suites/ticket.js';
  * as the last line), and writes bench/results/latest.json and latest.md.
  */
 
-const SUITES: readonly Suite[] = [ticketSuite, coreSuite];
+const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite];
 /** Named in INTERFACES.md; their components are built by later issues. */
 const NOT_BUILT: Readonly<Record<string, string>> = {
-  ring: 'the ring (issue #4)',
   vap: 'VAP (issue #5)',
   validation: 'the validator (issue #6)',
 };
