@@ -65,6 +65,12 @@ describe('a 12-peer ring under churn', () => {
     const number = numbers[1234]!;
     const before = await (await reader.admin()).get<{ found: boolean; replicas: string[] }>(`/v1/dids/${encodeURIComponent(number)}`);
     expect(before.found).toBe(true);
+    // "2 of its 3 replicas" presumes the record has 3: wait until each replica's own store holds it
+    // (the read above repairs a replica that handoff had not reached yet).
+    for (const id of before.replicas) {
+      const replica = ring.running().find((p) => p.peerId === id)!;
+      await waitFor(`${replica.name} to hold the record`, async () => (await (await replica.admin()).get<{ held: boolean }>(`/v1/store/dids/${encodeURIComponent(number)}`)).held, 20_000, 100);
+    }
     const victims = ring.running().filter((p) => before.replicas.includes(p.peerId) && p !== reader).slice(0, 2);
     expect(victims).toHaveLength(2);
     await Promise.all(victims.map((v) => v.kill()));

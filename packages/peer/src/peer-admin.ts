@@ -60,6 +60,7 @@ export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): voi
     .addRoute({ method: 'GET', path: '/v1/alerts', handler: () => ({ alerts: node.alerts.list(), active: node.alerts.active() }) })
     .addRoute({ method: 'GET', path: '/metrics', handler: () => rawResponse(PROMETHEUS_CONTENT_TYPE, node.counters.renderPrometheus()) })
     .addRoute({ method: 'GET', path: '/v1/dids/:number', handler: ({ params }) => node.fetchDid(params.number ?? '') })
+    .addRoute({ method: 'GET', path: '/v1/store/dids/:number', handler: ({ params }) => node.heldLocally(params.number ?? '') })
     .addRoute({
       method: 'POST',
       path: '/v1/dids/lookup',

@@ -698,6 +698,17 @@ export class PeerNode {
   }
 
   /**
+   * Whether this peer's own store holds a live record for the number (without asking the ring):
+   * lets an operator, or a test, see where copies of a record are before taking replicas away.
+   */
+  async heldLocally(number: string): Promise<{ held: boolean; records: number }> {
+    const key = didRecordKey(this.#ringSalt(), parseE164(number));
+    const now = Date.now();
+    const records = (await this.#store.get(key)).filter((r) => !r.tombstone && r.expiresAtMs > now);
+    return { held: records.length > 0, records: records.length };
+  }
+
+  /**
    * Looks up many numbers at once (a bounded number in flight): how many are in the ring and which
    * are not. For operators checking a publication, and for tests.
    */

@@ -181,19 +181,26 @@ export class RingCoordinator {
     const replicas = this.#view.replicasFor(key);
     const readQuorum = this.#quorum(this.#view.parameters.readQuorum);
     const asked = [...replicas];
+    let first: Omit<FetchOutcome, 'replicasAsked'> | undefined;
     if (replicas.length > 0) {
       const outcome = await this.#ask(key, replicas, readQuorum, true);
-      if (outcome.answered > 0) return { ...outcome, replicasAsked: asked };
+      // Every replica answered: their word is final, found or not.
+      if (outcome.found || outcome.answered === replicas.length) return { ...outcome, replicasAsked: asked };
+      if (outcome.answered > 0) first = outcome;
     }
-    // No replica answered: the next peers of the preference list may hold the records (hinted writes).
+    // Some replica did not answer and none that did holds the key: the next peers of the preference
+    // list may (hinted writes, or copies not yet handed off to a replica that just took over).
     const group = Math.max(1, this.#view.parameters.replicationFactor);
     const fallbacks = this.#view.preferenceList(key).filter((p) => !replicas.includes(p));
     for (let i = 0; i < fallbacks.length; i += group) {
       const peers = fallbacks.slice(i, i + group);
       asked.push(...peers);
       const outcome = await this.#ask(key, peers, readQuorum, false);
-      if (outcome.answered > 0) return { ...outcome, replicasAsked: asked };
+      if (outcome.found || (first === undefined && outcome.answered > 0)) return { ...outcome, replicasAsked: asked };
+      // A replica answered "not here": a miss costs one more group of peers, not a walk of the ring.
+      if (first !== undefined) break;
     }
+    if (first) return { ...first, replicasAsked: asked };
     throw new ImeError('E_RING_UNAVAILABLE', `no replica of the key answered (asked ${asked.length})`, { asked: asked.length });
   }
 

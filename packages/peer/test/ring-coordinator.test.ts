@@ -125,6 +125,33 @@ describe('RingCoordinator: failures', () => {
     await ring.startHost(indexOf(ring, second));
   });
 
+  it('reads a record held only off its replicas when a replica that may hold it does not answer', async () => {
+    // Copies on c and on peers past the replicas (as after hinted writes while a and b were away);
+    // then c dies. a and b answer "not here", c does not answer: the next peers are asked.
+    const view = ring.view(0);
+    let number = nextNumber();
+    const clear = (n: string) => !view.preferenceList(ring.keyOf(n)).slice(0, 4).includes(ring.peers[0]!.peerId);
+    while (!clear(number)) number = nextNumber();
+    const key = ring.keyOf(number);
+    const [a, b, c, next] = view.preferenceList(key) as [string, string, string, string];
+    const [written] = await ring.coordinator(0, ring.view(0, { down: [a, b] })).store([ring.seal(0, number)]);
+    expect(written!.replicas).toContain(c);
+    expect(written!.replicas).toContain(next);
+    expect(written!.replicas).not.toContain(a);
+    expect(written!.replicas).not.toContain(b);
+    await ring.stopHost(indexOf(ring, c));
+    try {
+      const read = await ring.coordinator(0, ring.view(0)).fetch(key);
+      expect(read).toMatchObject({ found: true });
+      expect(read.replicasAsked).toContain(next);
+      // Every replica answering "not here" is final: nobody else is asked.
+      const missing = await ring.coordinator(0, ring.view(0, { down: [c] })).fetch(ring.keyOf(nextNumber()));
+      expect(missing.found).toBe(false);
+    } finally {
+      await ring.startHost(indexOf(ring, c));
+    }
+  });
+
   it('fails with E_RING_WRITE_QUORUM when W peers cannot be reached', async () => {
     const small = await createRingFixture({ size: 3, timeoutMs: 2000 });
     try {
