@@ -250,10 +250,29 @@ function finish(unsigned: Omit<DidRecord, 'signature'>, publisher: Publisher): D
   // would throw a RangeError), and a record we would refuse should not be signed at all.
   const shape = didRecordProblem({ ...unsigned, signature: new Uint8Array(SIGNATURE_BYTES) });
   if (shape) throw shape;
-  const record = { ...unsigned, signature: publisher.sign(signedBytes(unsigned)) };
-  const problem = didRecordProblem(record);
-  if (problem) throw problem;
-  return record;
+  const signature = publisher.sign(signedBytes(unsigned));
+  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) {
+    throw new ImeError('E_DID_RECORD_MALFORMED', `DID record: signature must be ${SIGNATURE_BYTES} bytes`);
+  }
+  return { ...unsigned, signature };
+}
+
+/**
+ * Fresh random nonces, drawn from a pooled block: one call into the CSPRNG per 4 KiB instead of one
+ * per record (≈ 6 µs each, a tenth of sealing). Every nonce is a slice of the pool no other record
+ * gets, so nonces stay unique and unpredictable.
+ */
+const NONCE_POOL_BYTES = 4096 - (4096 % NONCE_BYTES);
+let noncePool = Buffer.alloc(0);
+let noncePoolAt = 0;
+function freshNonce(): Buffer {
+  if (noncePoolAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_POOL_BYTES);
+    noncePoolAt = 0;
+  }
+  const nonce = noncePool.subarray(noncePoolAt, noncePoolAt + NONCE_BYTES);
+  noncePoolAt += NONCE_BYTES;
+  return nonce;
 }
 
 /** Seals a claim on a number: what a publishing peer stores into the ring. */
@@ -261,7 +280,7 @@ export function sealDidRecord(input: SealDidRecordInput): DidRecord {
   const { ringSalt, number, publisher, claim, sequence, expiresAtMs } = input;
   checkClaim(claim);
   const key = didRecordKey(ringSalt, number);
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = freshNonce();
   const cipher = createCipheriv('aes-256-gcm', claimKey(ringSalt, number), nonce);
   cipher.setAAD(claimAad(key, publisher.publicKey));
   const plaintext = ime.v1.DidClaim.encode({ vserviceId: claim.vserviceId, publishedAtMs: claim.publishedAtMs }).finish();
@@ -286,11 +305,21 @@ export function sealDidTombstone(input: Omit<SealDidRecordInput, 'claim'>): DidR
 export interface OpenDidRecordInput {
   readonly ringSalt: Uint8Array;
   readonly number: E164;
+  /**
+   * The caller already ran verifyDidRecord on this very record (the ring coordinator verifies every
+   * answer): skip the second Ed25519 verification, a tenth of a fetch. The shape is still checked.
+   */
+  readonly signatureVerified?: boolean;
 }
 
 /** Reads a record with the number it is for: checks signature and key, then decrypts the claim. */
 export function openDidRecord(record: DidRecord, input: OpenDidRecordInput): OpenedDidRecord {
-  verifyDidRecord(record);
+  if (input.signatureVerified === true) {
+    const problem = didRecordProblem(record);
+    if (problem) throw problem;
+  } else {
+    verifyDidRecord(record);
+  }
   const expectedKey = didRecordKey(input.ringSalt, input.number);
   if (!Buffer.from(expectedKey).equals(record.key)) {
     throw new ImeError('E_DID_RECORD_KEY_MISMATCH', 'DID record: the record is not stored under this number');

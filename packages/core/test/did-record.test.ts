@@ -241,6 +241,23 @@ describe('seal and open: round trip', () => {
     expect(Buffer.from(a.sealedClaim).equals(b.sealedClaim)).toBe(false);
   });
 
+  it('never repeats a nonce across many seals (the pooled randomness hands out each slice once)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) seen.add(Buffer.from(seal().nonce).toString('hex'));
+    expect(seen.size).toBe(2000);
+  });
+
+  it('skips only the signature check when the caller says it verified the record, never the shape or the key', () => {
+    const r = seal();
+    const forged = { ...r, signature: new Uint8Array(64).fill(7) };
+    expect(thrown(() => openDidRecord(forged, { ringSalt: SALT, number: NUMBER })).code).toBe('E_DID_RECORD_SIGNATURE');
+    expect(openDidRecord(forged, { ringSalt: SALT, number: NUMBER, signatureVerified: true }).vserviceId).toBe(CLAIM.vserviceId);
+    expect(thrown(() => openDidRecord({ ...r, signature: new Uint8Array(3) }, { ringSalt: SALT, number: NUMBER, signatureVerified: true })).code).toBe(
+      'E_DID_RECORD_MALFORMED',
+    );
+    expect(thrown(() => openDidRecord(r, { ringSalt: SALT, number: OTHER_NUMBER, signatureVerified: true })).code).toBe('E_DID_RECORD_KEY_MISMATCH');
+  });
+
   it('gives two publishers of the same number the same key (one key holds both claims)', () => {
     const a = seal();
     const m = seal({ publisher: mallory, claim: { vserviceId: 'vservice-mallory', publishedAtMs: 1 } });

@@ -113,7 +113,10 @@ export class Member {
   async #spawn(): Promise<ReadyInfo> {
     const stderrFile = join(this.dir, 'stderr.log');
     const stderr = openSync(stderrFile, 'a');
-    const child = spawn(process.execPath, [CLI, this.role, 'start', '--config', this.configFile, '--json'], {
+    // IME_HARNESS_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles or tunes member
+    // processes: NODE_OPTIONS refuses such flags.
+    const nodeArgs = (process.env.IME_HARNESS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
+    const child = spawn(process.execPath, [...nodeArgs, CLI, this.role, 'start', '--config', this.configFile, '--json'], {
       stdio: ['ignore', 'pipe', stderr],
       env: { ...process.env, IME_DEBUG: '1' },
     });

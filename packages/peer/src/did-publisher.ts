@@ -63,6 +63,9 @@ export interface PublishReport {
 
 /** Numbers sealed and stored per step: bounds memory, and yields the event loop between steps. */
 const CHUNK = 5000;
+
+/** A number to seal, its Vservice, and what this peer published for it before (if anything). */
+type PublishItem = readonly [E164, string, OwnEntry | undefined];
 /** Records sealed between yields to the event loop. */
 const SEAL_SLICE = 1000;
 
@@ -166,9 +169,13 @@ export class DidPublisher {
     const unique = [...new Set(numbers.map((n) => parseE164(n)))];
     return this.#serialised(async () => {
       const context = this.#requireContext();
+      // What is already published, read once: for the quota here, and for the sequences when sealing.
+      const known: (OwnEntry | undefined)[][] = [];
       let added = 0;
       for (let i = 0; i < unique.length; i += CHUNK) {
-        added += (await this.#existing(unique.slice(i, i + CHUNK))).filter((e) => e === undefined).length;
+        const existing = await this.#existing(unique.slice(i, i + CHUNK));
+        known.push(existing);
+        added += existing.filter((e) => e === undefined).length;
       }
       if (this.#state.count + added > context.storageQuota) {
         throw new ImeError(
@@ -178,7 +185,10 @@ export class DidPublisher {
         );
       }
       return this.#publishAll(unique.length, async function* () {
-        for (let i = 0; i < unique.length; i += CHUNK) yield unique.slice(i, i + CHUNK).map((n) => [n, vserviceId] as const);
+        for (let i = 0, c = 0; i < unique.length; i += CHUNK, c++) {
+          const existing = known[c] as (OwnEntry | undefined)[];
+          yield unique.slice(i, i + CHUNK).map((n, j) => [n, vserviceId, existing[j]] as const);
+        }
       }, context);
     });
   }
@@ -189,7 +199,7 @@ export class DidPublisher {
    */
   async #publishAll(
     requested: number,
-    chunks: () => AsyncGenerator<readonly (readonly [E164, string])[]>,
+    chunks: () => AsyncGenerator<readonly PublishItem[]>,
     context: PublisherContext,
   ): Promise<PublishReport> {
     const failed: { number: string; code: string; message: string }[] = [];
@@ -206,18 +216,15 @@ export class DidPublisher {
     return { requested, published, failed };
   }
 
-  async #seal(
-    chunk: readonly (readonly [E164, string])[],
-    context: PublisherContext,
-  ): Promise<{ records: DidRecord[]; entries: OwnEntry[]; isNew: boolean[] }> {
-    // Chunks never share a number (publications are de-duplicated, republishing reads each once), so
-    // what is known now still holds when the chunk is written.
-    const existing = await this.#existing(chunk.map(([n]) => n));
+  async #seal(chunk: readonly PublishItem[], context: PublisherContext): Promise<{ records: DidRecord[]; entries: OwnEntry[]; isNew: boolean[] }> {
+    // Chunks never share a number (publications are de-duplicated, republishing reads each once), and
+    // publications are serialised, so what was read before sealing still holds when the chunk is written.
+    const existing = chunk.map((item) => item[2]);
     const nowMs = this.#now();
     const records: DidRecord[] = [];
     const entries: OwnEntry[] = [];
     for (let j = 0; j < chunk.length; j++) {
-      const [number, vserviceId] = chunk[j] as readonly [E164, string];
+      const [number, vserviceId] = chunk[j] as PublishItem;
       const sequence = Math.max((existing[j]?.sequence ?? 0) + 1, nowMs);
       entries.push({ vserviceId, sequence, publishedAtMs: nowMs });
       records.push(
@@ -236,7 +243,7 @@ export class DidPublisher {
   }
 
   async #storeChunk(
-    chunk: readonly (readonly [E164, string])[],
+    chunk: readonly PublishItem[],
     sealed: { records: DidRecord[]; entries: OwnEntry[]; isNew: boolean[] },
     failed: { number: string; code: string; message: string }[],
   ): Promise<number> {
@@ -244,7 +251,7 @@ export class DidPublisher {
     const batch = this.#db.batch();
     let published = 0;
     outcomes.forEach((o, j) => {
-      const [number] = chunk[j] as readonly [E164, string];
+      const [number] = chunk[j] as PublishItem;
       const entry = sealed.entries[j] as OwnEntry;
       if (o.accepted) {
         if (sealed.isNew[j]) this.#state.count++;
@@ -315,9 +322,10 @@ export class DidPublisher {
       const startedMs = this.#now();
       const db = this.#db;
       const report = await this.#publishAll(this.#state.count, async function* () {
-        let chunk: (readonly [E164, string])[] = [];
+        let chunk: PublishItem[] = [];
         for await (const [k, v] of db.iterator({ gt: Uint8Array.of(OWN_PREFIX), lt: Uint8Array.of(OWN_PREFIX + 1) })) {
-          chunk.push([decoder.decode(k.subarray(1)) as E164, decodeEntry(v).vserviceId]);
+          const entry = decodeEntry(v);
+          chunk.push([decoder.decode(k.subarray(1)) as E164, entry.vserviceId, entry]);
           if (chunk.length === CHUNK) {
             yield chunk;
             chunk = [];

@@ -46,6 +46,8 @@ export interface RingServiceOptions {
   onConfigurationPush(push: ime.v1.ConfigurationPush, fromPeerId: string): Promise<ime.v1.IConfigurationAck>;
   /** A neighbour's probe with its configuration sequence; returns ours. */
   onPing?(fromPeerId: string, sequence: number): number;
+  /** Every request from an admitted member: it is alive (the failure detector need not probe it). */
+  onRequest?(fromPeerId: string): void;
   readonly counters?: RingServiceCounters;
 }
 
@@ -153,6 +155,8 @@ export function createRingHandler(options: RingServiceOptions): RpcHandler {
       if (!(bootstrapMayAsk && options.isBootstrap(from))) {
         throw new ImeError('E_NOT_ADMITTED', 'this peer is not an admitted member of the ring');
       }
+    } else {
+      options.onRequest?.(from);
     }
     switch (body) {
       case 'store':

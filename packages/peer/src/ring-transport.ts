@@ -30,9 +30,13 @@ export class RpcRingTransport implements RingTransport {
   readonly #maxResponseBytes: number;
   readonly #peerIds = new Map<string, PeerId>();
 
-  constructor(client: RpcClient, options: { maxResponseBytes?: number } = {}) {
+  readonly #onAnswer: ((peerId: string) => void) | undefined;
+
+  /** `onAnswer` hears of every peer that answered (even with a refusal): it is alive. */
+  constructor(client: RpcClient, options: { maxResponseBytes?: number; onAnswer?: (peerId: string) => void } = {}) {
     this.#client = client;
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#onAnswer = options.onAnswer;
   }
 
   async request(peerId: string, request: ime.v1.IRingRequest, options: { timeoutMs?: number } = {}): Promise<ime.v1.RingResponse> {
@@ -40,6 +44,7 @@ export class RpcRingTransport implements RingTransport {
     if (body === undefined) throw new ImeError('E_RING_REQUEST', 'a ring request needs a body');
     const payload = ime.v1.RingRequest.encode({ ...request, version: RING_WIRE_VERSION }).finish();
     const bytes = await this.#client.request(this.#peer(peerId), payload, options);
+    this.#onAnswer?.(peerId);
     const response = decodeWire(ime.v1.RingResponse, bytes, this.#maxResponseBytes, `ring response from ${peerId}`);
     if (response.version !== RING_WIRE_VERSION) {
       throw new ImeError('E_WIRE_VERSION', `${peerId} answered with ring protocol version ${response.version}, not ${RING_WIRE_VERSION}`);

@@ -65,6 +65,8 @@ export class LiveRingView implements RingView {
   #prober: Prober | undefined;
   readonly #inflight = new Map<string, Promise<void>>();
   readonly #misses = new Map<string, number>();
+  /** When each member last answered us or sent us a request: proof of life that makes a probe redundant. */
+  readonly #heard = new Map<string, number>();
 
   constructor(options: LiveRingViewOptions) {
     this.self = options.self;
@@ -141,6 +143,7 @@ export class LiveRingView implements RingView {
         this.#placement = new RingPlacement(members);
         for (const peerId of [...this.#down.keys()]) if (!this.#placement.members.has(peerId)) this.#down.delete(peerId);
         for (const peerId of [...this.#misses.keys()]) if (!this.#placement.members.has(peerId)) this.#misses.delete(peerId);
+        for (const peerId of [...this.#heard.keys()]) if (!this.#placement.members.has(peerId)) this.#heard.delete(peerId);
       }
     });
   }
@@ -212,8 +215,21 @@ export class LiveRingView implements RingView {
     this.#prober = undefined;
   }
 
+  /**
+   * The peer answered one of our requests or sent us one: it is alive now, so the next probe round
+   * skips it. On a busy ring the data plane replaces most probes; an idle ring still probes every
+   * neighbour each interval. A peer seen down is still probed: only a probe brings it back.
+   */
+  heardFrom(peerId: string): void {
+    if (this.#prober) this.#heard.set(peerId, this.#now());
+  }
+
   #probeRound(): void {
-    const targets = new Set(this.neighbours());
+    const prober = this.#prober;
+    if (!prober) return;
+    const recent = this.#now() - prober.options.intervalMs;
+    const targets = new Set<string>();
+    for (const peerId of this.neighbours()) if ((this.#heard.get(peerId) ?? -Infinity) <= recent) targets.add(peerId);
     for (const peerId of this.#down.keys()) targets.add(peerId);
     for (const peerId of targets) void this.#probe(peerId);
   }
@@ -227,6 +243,8 @@ export class LiveRingView implements RingView {
       try {
         await prober.options.ping(peerId);
         if (this.#prober !== prober) return;
+        // The probe's own answer is not the data plane's proof of life: it must not skip the next probe.
+        this.#heard.delete(peerId);
         this.markUp(peerId);
       } catch (err) {
         if (this.#prober !== prober) return;

@@ -275,6 +275,41 @@ describe('LiveRingView: failure detector', () => {
     expect(view.downPeers()).toEqual([]);
   });
 
+  it('skips the next probe of a neighbour heard from since the last round, but not of a peer seen down', async () => {
+    view = newView();
+    const rounds: string[][] = [];
+    let current: string[] = [];
+    const [busy, gone, quiet] = view.neighbours() as [string, string, string];
+    view.markDown(gone, 'test');
+    view.startProbing({
+      ping: async (peerId) => {
+        current.push(peerId);
+        if (peerId === gone) throw new ImeError('E_RPC_UNREACHABLE', 'refused');
+      },
+      intervalMs: 40,
+      misses: 3,
+    });
+    // Rounds at 40 ms: the busy neighbour keeps talking to us; the others only answer probes.
+    const chatter = setInterval(() => {
+      view!.heardFrom(busy);
+      view!.heardFrom(gone);
+    }, 5);
+    try {
+      for (let i = 0; i < 3; i++) {
+        current = [];
+        await new Promise((r) => setTimeout(r, 40));
+        rounds.push(current);
+      }
+    } finally {
+      clearInterval(chatter);
+    }
+    const later = rounds.slice(1).flat();
+    expect(later).not.toContain(busy);
+    expect(later).toContain(gone);
+    // A probe's own answer is no reason to skip the next probe.
+    expect(later.filter((p) => p === quiet).length).toBeGreaterThanOrEqual(1);
+  });
+
   it('probeNow without a detector, on self or on a stranger does nothing', async () => {
     view = newView();
     await view.probeNow('peer-1');
