@@ -64,7 +64,7 @@ export const peerConfigSchema = defineConfigSchema({
     type: 'object',
     description: 'Timers of the ring; the defaults suit production, tests use shorter ones.',
     fields: {
-      pingIntervalMs: { type: 'integer', default: 2000, min: 50, max: 60_000, description: 'How often ring neighbours are probed.' },
+      pingIntervalMs: { type: 'integer', default: 5000, min: 50, max: 60_000, description: 'How often ring neighbours are probed (a crashed peer is noticed at once, when its connections close; probes find hung ones).' },
       pingMisses: { type: 'integer', default: 2, min: 1, max: 10, description: 'Missed probes before a neighbour is considered down.' },
       rpcTimeoutMs: { type: 'integer', default: 3000, min: 100, max: 60_000, description: 'Timeout of one ring request.' },
       antiEntropyIntervalSec: { type: 'integer', default: 300, min: 1, max: 86_400, description: 'How often replicas compare their records.' },
