@@ -9,7 +9,7 @@ import { ticketSuite } from './suites/ticket.js';
 
 /**
  * `pnpm bench <name> [--quick] [--json]`: runs suites, prints a table (and with --json one JSON object
- * as the last line), and writes bench/results/latest.json and latest.md.
+ * as the last line), and writes bench/results/latest.{json,md} and <name>.{json,md}.
  */
 
 const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite];
@@ -27,7 +27,7 @@ function usage(message: string): never {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const json = args.includes('--json');
+  const printJson = args.includes('--json');
   const quick = args.includes('--quick');
   const names = args.filter((a) => !a.startsWith('--'));
   const unknownFlags = args.filter((a) => a.startsWith('--') && a !== '--json' && a !== '--quick');
@@ -56,12 +56,17 @@ async function main(): Promise<void> {
 
   const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(resultsDir, 'latest.md'), renderMarkdown(rows, targets, meta));
+  // latest.* is the last run of anything; <name>.* keeps each benchmark's last run next to the others.
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const markdown = renderMarkdown(rows, targets, meta);
+  for (const base of ['latest', name]) {
+    writeFileSync(join(resultsDir, `${base}.json`), json);
+    writeFileSync(join(resultsDir, `${base}.md`), markdown);
+  }
 
   process.stdout.write(`${renderTable(rows, targets)}\n`);
   for (const s of skipped) process.stdout.write(`skipped ${s.bench}: ${s.reason}\n`);
-  if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  if (printJson) process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
 main().catch((err: unknown) => {
