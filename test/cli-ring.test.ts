@@ -75,6 +75,12 @@ describe('ime administration of a running ring', () => {
     const fetched = lastJson((await ime('utils', 'fetch', 'did', '+4412345678', '--admin', other.admin, '--token-file', other.tokenFile, '--json')).stdout);
     expect(fetched).toMatchObject({ found: true, claims: [{ peerId: ring.peers[0]!.peerId, vserviceId: 'cli-vs' }] });
     expect((fetched.replicas as string[]).length).toBe(3);
+    // Each replica's own store holds the copy; a peer outside the replicas holds none.
+    for (const member of ring.peers) {
+      const local = await (await member.admin()).get<{ held: boolean; records: number }>(`/v1/store/dids/${encodeURIComponent('+4412345678')}`);
+      expect(local).toEqual((fetched.replicas as string[]).includes(member.peerId) ? { held: true, records: 1 } : { held: false, records: 0 });
+    }
+    await expect((await ring.peers[0]!.admin()).get('/v1/store/dids/4412345678')).rejects.toMatchObject({ code: 'E_E164_MISSING_PLUS' });
     expect(lastJson((await ime('utils', 'withdraw', 'did', '--number', '+4412345678', ...peer, '--json')).stdout)).toMatchObject({ published: 1 });
     expect(lastJson((await ime('utils', 'fetch', 'did', '+4412345678', ...peer, '--json')).stdout)).toMatchObject({ found: false });
   });

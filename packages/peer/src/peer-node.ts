@@ -712,7 +712,7 @@ export class PeerNode {
    */
   async heldLocally(number: string): Promise<{ held: boolean; records: number }> {
     const key = didRecordKey(this.#ringSalt(), parseE164(number));
-    const now = Date.now();
+    const now = this.#now();
     const records = (await this.#store.get(key)).filter((r) => !r.tombstone && r.expiresAtMs > now);
     return { held: records.length > 0, records: records.length };
   }
