@@ -1,0 +1,4 @@
+import type { Command } from '../command.js';
+
+/** Filled by the VAP issue (#5); registered in main.ts. */
+export const PSTN_COMMANDS: readonly Command[] = [];
