@@ -1,7 +1,12 @@
 /**
- * @ime/pstn-sim: Simulated PSTN switch that call-manager simulators attach to.
- *
- * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
- * are complete from the start.
+ * @ime/pstn-sim: the simulated PSTN switch that call-manager simulators attach their numbers to.
+ * A placed call is reported to the call manager at each end (with the terminating side's clock
+ * optionally skewed), which is what makes them upload VCRs.
  */
-export {};
+export * from './pstn-config.js';
+export * from './random.js';
+export * from './line-table.js';
+export * from './call-plan.js';
+export * from './call-notifier.js';
+export * from './pstn-switch.js';
+export * from './pstn-admin.js';

@@ -17,7 +17,7 @@ export interface RunningRole {
   stop(): Promise<void>;
 }
 
-const roleOptions = [
+export const roleOptions = [
   { name: 'config', type: 'string', valueName: 'FILE', description: 'configuration file (YAML or JSON)' },
   { name: 'print-default-config', type: 'boolean', description: 'print a commented default configuration and exit' },
   { name: 'format', type: 'string', valueName: 'yaml|json', description: 'format of --print-default-config (default yaml)' },
