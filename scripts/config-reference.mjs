@@ -10,6 +10,8 @@ export async function configurationReference() {
   const { renderConfigReference } = await import('../packages/runtime/dist/index.js');
   const { peerConfigSchema } = await import('../packages/peer/dist/index.js');
   const { bootstrapConfigSchema } = await import('../packages/bootstrap/dist/index.js');
+  const { cmConfigSchema } = await import('../packages/cm-sim/dist/index.js');
+  const { pstnConfigSchema } = await import('../packages/pstn-sim/dist/index.js');
   return [
     '# Configuration reference',
     '',
@@ -20,6 +22,8 @@ export async function configurationReference() {
     '',
     renderConfigReference(bootstrapConfigSchema, 'Bootstrap: `ime bootstrap start --config FILE`'),
     renderConfigReference(peerConfigSchema, 'Ring peer: `ime peer start --config FILE`'),
+    renderConfigReference(cmConfigSchema, 'Call-manager simulator: `ime cm start --config FILE`'),
+    renderConfigReference(pstnConfigSchema, 'Simulated PSTN switch: `ime pstn start --config FILE`'),
   ].join('\n');
 }
 

@@ -6,16 +6,16 @@ import { type Row, type Suite, type Target, machine, renderMarkdown, renderTable
 import { coreSuite } from './suites/core.js';
 import { ringSuite } from './suites/ring.js';
 import { ticketSuite } from './suites/ticket.js';
+import { vapSuite } from './suites/vap.js';
 
 /**
  * `pnpm bench <name> [--quick] [--json]`: runs suites, prints a table (and with --json one JSON object
  * as the last line), and writes bench/results/latest.{json,md} and <name>.{json,md}.
  */
 
-const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite];
+const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite, vapSuite];
 /** Named in INTERFACES.md; their components are built by later issues. */
 const NOT_BUILT: Readonly<Record<string, string>> = {
-  vap: 'VAP (issue #5)',
   validation: 'the validator (issue #6)',
 };
 

@@ -4,11 +4,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { didRecordKey, parseE164 } from '@ime/core';
 import { type Member, type Mode, RingHarness, freePorts, waitFor } from '@ime/harness';
-import { RingPlacement, peerConfigSchema } from '@ime/peer';
+import { RingPlacement } from '@ime/peer';
 import { AdminClient } from '@ime/runtime';
 import { ime } from '@ime/wire';
 import { type Row, type Suite, type SuiteOptions, type Target, median, round3, target } from '../harness.js';
 import { Cleanup } from '../ring/cleanup.js';
+import { PRODUCTION_TUNING } from '../ring/production.js';
 import { type Anchor, runAnchor, setUpAnchor } from '../ring/opendht.js';
 import { ringDetails } from '../ring/report.js';
 import {
@@ -94,17 +95,7 @@ const QUICK: Sizes = {
   admission: { peers: 8, dids: 2_000, sample: 50 },
 };
 
-/** Production timers (the peer configuration's defaults), not the harness's short test timers. */
-const TUNING = (() => {
-  const f = peerConfigSchema.tuning.fields;
-  return {
-    pingIntervalMs: f.pingIntervalMs.default,
-    pingMisses: f.pingMisses.default,
-    rpcTimeoutMs: f.rpcTimeoutMs.default,
-    antiEntropyIntervalSec: f.antiEntropyIntervalSec.default,
-    expirySweepSec: f.expirySweepSec.default,
-  };
-})();
+const TUNING = PRODUCTION_TUNING;
 
 /** Publishers and readers per ring (each a different peer). */
 const ROLE_COUNT = 4;

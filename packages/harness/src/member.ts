@@ -15,13 +15,15 @@ import { AdminClient, loadConfigFile } from '@ime/runtime';
  * API; in-process members also expose the object itself.
  */
 
-export type Role = 'bootstrap' | 'peer';
+/** Ring roles, and the simulators around them (call managers and the PSTN), which run as processes only. */
+export type Role = 'bootstrap' | 'peer' | 'cm' | 'pstn';
 export type Mode = 'process' | 'in-process';
 
 const CLI = fileURLToPath(new URL('../../cli/bin/ime.js', import.meta.url));
 const READY_TIMEOUT_MS = 90_000;
 
 export interface ReadyInfo {
+  /** Empty for the simulators, which have no ring identity. */
   readonly peerId: string;
   readonly listen: readonly string[];
   readonly admin: string;
@@ -100,6 +102,9 @@ export class Member {
   }
 
   async #startHere(): Promise<ReadyInfo> {
+    if (this.role === 'cm' || this.role === 'pstn') {
+      throw new ImeError('E_HARNESS_MODE', `the ${this.role} simulator runs as its own process only`);
+    }
     if (this.role === 'peer') {
       const node = await PeerNode.start(await loadConfigFile(this.configFile, peerConfigSchema));
       this.#peer = node;
@@ -132,9 +137,10 @@ export class Member {
       lines.on('line', (line) => {
         try {
           const msg = JSON.parse(line) as { ready?: boolean; peerId?: string; listen?: string[]; admin?: string; tokenFile?: string };
-          if (msg.ready && msg.peerId && msg.admin && msg.tokenFile) {
+          const simulator = this.role === 'cm' || this.role === 'pstn';
+          if (msg.ready && (msg.peerId || simulator) && msg.admin && msg.tokenFile) {
             clearTimeout(timer);
-            resolve({ peerId: msg.peerId, listen: msg.listen ?? [], admin: msg.admin, tokenFile: msg.tokenFile });
+            resolve({ peerId: msg.peerId ?? '', listen: msg.listen ?? [], admin: msg.admin, tokenFile: msg.tokenFile });
           }
         } catch {
           // not the ready line

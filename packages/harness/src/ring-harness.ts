@@ -92,6 +92,8 @@ export class RingHarness {
   readonly mode: Mode;
   readonly bootstraps: Member[] = [];
   readonly peers: Member[] = [];
+  /** Call-manager and PSTN simulators started with `startSimulator`. */
+  readonly simulators: Member[] = [];
   readonly #options: RingHarnessOptions;
   readonly #ownsDir: boolean;
   #nextPort: number | undefined;
@@ -230,7 +232,31 @@ export class RingHarness {
     );
   }
 
+  /**
+   * Starts a call-manager (`ime cm start`) or PSTN (`ime pstn start`) simulator as a process, from a
+   * configuration written to `<ring dir>/<name>/<role>.json`; relative paths in it are relative to
+   * that directory. Its admin API listens on a port of the harness's range.
+   */
+  async startSimulator(role: 'cm' | 'pstn', name: string, config: Record<string, unknown>): Promise<Member> {
+    const dir = join(this.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const [admin] = await this.#ports(1);
+    const file = join(dir, `${role}.json`);
+    writeJson(file, {
+      name,
+      dataDir: 'data',
+      admin: { listen: `127.0.0.1:${admin}` },
+      log: { level: this.#options.logLevel ?? 'warn', file: 'log.jsonl' },
+      ...config,
+    });
+    const member = new Member(role, name, 'process', file, dir);
+    this.simulators.push(member);
+    await member.start();
+    return member;
+  }
+
   async stop(): Promise<void> {
+    await Promise.all(this.simulators.map((s) => s.stop().catch(() => undefined)));
     await Promise.all(this.peers.map((p) => p.stop().catch(() => undefined)));
     await Promise.all(this.bootstraps.map((b) => b.stop().catch(() => undefined)));
     if (this.#ownsDir && !this.#options.keep) rmSync(this.dir, { recursive: true, force: true });

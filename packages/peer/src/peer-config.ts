@@ -58,6 +58,19 @@ export const peerConfigSchema = defineConfigSchema({
     pattern: '[0-9a-fA-F]{64}',
     description: 'SHA-256 (hex) of the ring authority certificate; when set, a bootstrap presenting another authority is refused.',
   },
+  vap: {
+    type: 'object',
+    description: 'VAP, where call managers connect (SPEC §5). Instances and credentials are added with `ime add vapserver` and `ime add vapusercredentials` and kept in the database.',
+    fields: {
+      host: { type: 'string', default: '0.0.0.0', maxLength: 255, description: 'Listen address of VAP instances that do not name one.' },
+      certificateFile: {
+        type: 'path',
+        description: "PEM certificate of this peer's VAP listeners in encrypted mode; default: a self-signed one made on first start and kept in the database (`ime show vap certificate` prints it for the call managers).",
+      },
+      keyFile: { type: 'path', description: 'PEM private key of certificateFile (both or neither).' },
+      vcrRetentionHours: { type: 'integer', default: 48, min: 1, max: 720, description: 'How long terminating VCRs are kept for validation (SPEC §6).' },
+    },
+  },
   admin: adminConfigField('127.0.0.1:9620'),
   log: logConfigField,
   tuning: {

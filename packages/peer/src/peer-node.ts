@@ -52,6 +52,8 @@ import { createRingHandler } from './ring-service.js';
 import { RpcRingTransport } from './ring-transport.js';
 import type { RingLog } from './ring-types.js';
 import { LiveRingView } from './ring-view.js';
+import { PeerVapService, loadVapTls } from './vap-service.js';
+import { VcrStore } from '@ime/validator';
 
 /**
  * A ring peer (SPEC §3–§4): enrolls with a bootstrap, keeps the signed configuration current, admits
@@ -164,6 +166,7 @@ export class PeerNode {
   readonly #admin: AdminServer;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #enrollment: Enrollment | undefined;
+  #vap: PeerVapService | undefined;
   #adminUrl = '';
   #stopped = false;
   #lastMotd = '';
@@ -426,6 +429,24 @@ export class PeerNode {
         transport,
       });
       node.#wire(membersOf, isAllowed);
+      const vcrs = await VcrStore.open({ db, now, retentionMs: config.vap.vcrRetentionHours * 3600 * 1000 });
+      const vapTls = await loadVapTls(db, config.vap, `${config.name}.${node.domain}`);
+      node.#vap = await PeerVapService.open({
+        db,
+        domain: node.domain,
+        publication: node,
+        vcrs,
+        counters,
+        alerts,
+        log: log.child('vap'),
+        peerId: () => node.peerId,
+        ringHealth: () => node.#health.level,
+        tls: () => vapTls,
+        defaultHost: config.vap.host,
+        now,
+      });
+      cleanup.unshift(() => node.#vap?.stop());
+      node.#every(3600 * 1000, () => vcrs.sweepExpired());
       registerPeerAdminRoutes(admin, node);
       node.#adminUrl = (await admin.start()).url;
       return node;
@@ -474,19 +495,22 @@ export class PeerNode {
     this.#configSync.start(() => (this.#configSync.current?.config.parameters.pollIntervalSec ?? 30) * 1000);
     this.#antiEntropy.start();
     this.#publisher.start((err) => log.child('publish').warn('republish failed', { message: (err as Error).message }));
-    const every = (ms: number, fn: () => unknown) => {
-      const t = setInterval(() => {
-        Promise.resolve()
-          .then(fn)
-          .catch((err: unknown) => log.warn('periodic task failed', { message: (err as Error).message }));
-      }, ms);
-      t.unref();
-      this.#timers.push(t);
-    };
+    const every = (ms: number, fn: () => unknown) => this.#every(ms, fn);
     every(this.#config.tuning.expirySweepSec * 1000, () => this.#store.sweepExpired());
     every(1000, () => this.#evaluateHealth());
     every(12 * 3600 * 1000, () => this.#renewIfDue());
     this.#evaluateHealth();
+  }
+
+  /** Runs `fn` every `ms` until the peer stops; a failure is logged and the next run still happens. */
+  #every(ms: number, fn: () => unknown): void {
+    const t = setInterval(() => {
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.#log.warn('periodic task failed', { message: (err as Error).message }));
+    }, ms);
+    t.unref();
+    this.#timers.push(t);
   }
 
   #onConfiguration(
@@ -572,6 +596,7 @@ export class PeerNode {
       this.alerts.clear('IMEDistributedCacheFailure');
     }
     this.#health = health;
+    this.#vap?.ringHealthChanged(health.level, health.reasons);
     if (info) {
       const days = daysUntilExpiry(info, nowMs);
       if (days < 0) {
@@ -594,6 +619,12 @@ export class PeerNode {
     });
     this.#enrollment = result.enrollment;
     if (result.configuration) await this.#configSync.accept(result.configuration, 1, undefined);
+  }
+
+  /** VAP: the call managers' side of this peer. */
+  get vap(): PeerVapService {
+    if (!this.#vap) throw new ImeError('E_VAP_STOPPED', 'the VAP service is not running');
+    return this.#vap;
   }
 
   get adminUrl(): string {
@@ -807,6 +838,7 @@ export class PeerNode {
     this.#antiEntropy.stop();
     this.#handoff.stop();
     this.#publisher.stop();
+    await this.#vap?.stop().catch(() => undefined);
     await Promise.resolve(this.#admin.stop()).catch(() => undefined);
     for (const c of Object.values(this.#rpc)) c.stop();
     await Promise.resolve(this.#host.stop()).catch(() => undefined);

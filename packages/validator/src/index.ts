@@ -1,7 +1,5 @@
 /**
- * @ime/validator: Validator: turns VCRs into validations, buckets and tickets.
- *
- * Not built yet; its issue fills this package. It exists now so the workspace graph and the build
- * are complete from the start.
+ * @ime/validator: turns voice call records into validations, buckets and tickets (SPEC §6). The VCR
+ * stores come first: what the call managers upload over VAP, kept for validation.
  */
-export {};
+export * from './vcr-store.js';

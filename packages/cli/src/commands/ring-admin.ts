@@ -1,37 +1,12 @@
 import { parseE164 } from '@ime/core';
 import { writeFileSync } from 'node:fs';
 import { UsageError, checkArgument, optionString, optionStrings } from '../args.js';
-import { ADMIN_OPTIONS, adminClient } from '../admin-target.js';
+import { adminClient } from '../admin-target.js';
+import { type Json, adminCommand, dots } from '../admin-command.js';
 import type { Command } from '../command.js';
 import { EXIT_OK } from '../output.js';
 
 /** Administration of the ring through a running peer's or bootstrap's admin API (INTERFACES.md). */
-
-type Json = Record<string, unknown>;
-
-function dots(label: string, width = 36): string {
-  return `${label}${'.'.repeat(Math.max(2, width - label.length))}`;
-}
-
-function adminCommand(
-  path: string[],
-  summary: string,
-  call: (ctx: Parameters<Command['run']>[0]) => Promise<{ json: Json; human: string[] }>,
-  extra: Partial<Command> = {},
-): Command {
-  return {
-    path,
-    summary,
-    options: [...(extra.options ?? []), ...ADMIN_OPTIONS],
-    ...(extra.args ? { args: extra.args } : {}),
-    ...(extra.examples ? { examples: extra.examples } : {}),
-    async run(ctx) {
-      const { json, human } = await call(ctx);
-      ctx.out.result(json, human);
-      return EXIT_OK;
-    },
-  };
-}
 
 export const showDhtSummary = adminCommand(['show', 'dht', 'summary'], "this peer's view of the ring: health, bootstrap, configuration", async ({ options }) => {
   const s = await (await adminClient(options)).get<Json>('/v1/dht/summary');

@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { type Database, openDatabase } from '@ime/runtime';
+import { DEFAULT_VCR_RETENTION_MS, type VcrInput, VcrStore, vcrProblem } from '../src/vcr-store.js';
+
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+const dirs: string[] = [];
+const dbs: Database[] = [];
+
+async function freshDb(dir = mkdtempSync(join(tmpdir(), 'vcr-store-'))): Promise<{ db: Database; dir: string }> {
+  dirs.push(dir);
+  const db = await openDatabase(dir);
+  dbs.push(db);
+  return { db, dir };
+}
+
+afterEach(async () => {
+  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function vcr(over: Partial<VcrInput> = {}): VcrInput {
+  return { calling: '+14085550100', called: '+12125550199', startMs: T0 - 120_000, stopMs: T0 - 60_000, direction: 'terminating', callId: 'c1', ...over };
+}
+
+describe('vcrProblem', () => {
+  it.each([
+    ['a withheld caller id', { calling: '' }, 'E_VCR_NOT_E164'],
+    ['a national called number', { called: '4085550100' }, 'E_VCR_NOT_E164'],
+    ['no call id', { callId: '' }, 'E_VCR_MALFORMED'],
+    ['an unknown direction', { direction: 'sideways' as never }, 'E_VCR_MALFORMED'],
+    ['a fractional time', { startMs: 1.5 }, 'E_VCR_MALFORMED'],
+    ['stop before start', { stopMs: T0 - 200_000 }, 'E_VCR_TIMES'],
+    ['a call starting tomorrow', { startMs: T0 + 86_400_000, stopMs: T0 + 86_460_000 }, 'E_VCR_TIMES'],
+    ['a call older than the retention window', { startMs: T0 - DEFAULT_VCR_RETENTION_MS - 10_000, stopMs: T0 - DEFAULT_VCR_RETENTION_MS - 1 }, 'E_VCR_STALE'],
+  ])('refuses %s', (_what, over, code) => {
+    expect(vcrProblem(vcr(over), T0, DEFAULT_VCR_RETENTION_MS)?.code).toBe(code);
+  });
+
+  it('accepts a plain call record', () => {
+    expect(vcrProblem(vcr(), T0, DEFAULT_VCR_RETENTION_MS)).toBeUndefined();
+  });
+});
+
+describe('VcrStore', () => {
+  it('stores both directions, counts them, ignores a retried upload and refuses bad records by index', async () => {
+    const { db } = await freshDb();
+    const store = await VcrStore.open({ db, now: () => T0 });
+    const r = await store.add([vcr(), vcr({ direction: 'originating', callId: 'c2' }), vcr({ calling: 'anonymous' }), vcr()], 'vap-1/cm');
+    expect(r).toEqual({ accepted: 3, duplicates: 1, refused: [{ index: 2, code: 'E_VCR_NOT_E164', message: expect.any(String) }] });
+    expect(store.counts()).toEqual({ terminating: 1, originating: 1 });
+    const again = await store.add([vcr()], 'vap-1/cm');
+    expect(again).toEqual({ accepted: 1, duplicates: 1, refused: [] });
+    expect(store.counts()).toEqual({ terminating: 1, originating: 1 });
+    expect((await store.list('originating')).map((v) => [v.callId, v.source, v.receivedAtMs])).toEqual([['c2', 'vap-1/cm', T0]]);
+  });
+
+  it('finds terminating records of a number within a time window', async () => {
+    const { db } = await freshDb();
+    const store = await VcrStore.open({ db, now: () => T0 });
+    await store.add(
+      [
+        vcr({ callId: 'a', startMs: T0 - 600_000, stopMs: T0 - 500_000 }),
+        vcr({ callId: 'b', startMs: T0 - 300_000, stopMs: T0 - 200_000 }),
+        vcr({ callId: 'other-number', called: '+12125550198', startMs: T0 - 300_000, stopMs: T0 - 200_000 }),
+      ],
+      's',
+    );
+    expect((await store.terminatingFor('+12125550199', T0 - 400_000, T0)).map((v) => v.callId)).toEqual(['b']);
+    expect((await store.terminatingFor('+12125550199', T0 - 600_000, T0 - 300_000)).map((v) => v.callId)).toEqual(['a', 'b']);
+    expect(await store.terminatingFor('+12125550197', 0, T0)).toEqual([]);
+  });
+
+  it('keeps records and counts across a restart, and sweeps what left the retention window', async () => {
+    const { db, dir } = await freshDb();
+    let now = T0;
+    let store = await VcrStore.open({ db, now: () => now, retentionMs: 3_600_000 });
+    await store.add([vcr({ callId: 'old', startMs: T0 - 3_000_000, stopMs: T0 - 2_900_000 }), vcr({ callId: 'new' })], 's');
+    await db.close();
+    const reopened = await freshDb(dir);
+    store = await VcrStore.open({ db: reopened.db, now: () => now, retentionMs: 3_600_000 });
+    expect(store.counts().terminating).toBe(2);
+    now = T0 + 1_000_000;
+    expect(await store.sweepExpired()).toBe(1);
+    expect(store.counts().terminating).toBe(1);
+    expect((await store.list('terminating')).map((v) => v.callId)).toEqual(['new']);
+  });
+});
