@@ -66,6 +66,24 @@ describe('VAP publication into the ring', () => {
     expect((await counters(peer)).IMEDistributedCacheQuotaUsed).toBe(0);
   }, 120_000);
 
+  it("passes the ring's over-quota refusal to the call manager, with a notice, and publishes nothing", async () => {
+    const bootstrap = await ring.bootstraps[0]!.admin();
+    await bootstrap.put('/v1/dht/global/storagequota', { quota: 500 });
+    await waitFor('the peer to see the lower quota', async () => (await counters(peer)).IMEDistributedCacheQuota === 500, 30_000, 200);
+    const client = await VapClient.connect({ host: '127.0.0.1', port: tcpPort, mode: 'authenticated', username: 'imeuser', password: PASSWORD });
+    clients.push(client);
+    const notices: { kind: string; detail: string }[] = [];
+    client.onNotice((n) => notices.push(n));
+    await client.publishVservice({ profileName: 'acme-ime', id: 'acme-vs-2', domain: 'enterprise-1.example', sipUri: 'sip:ime@cucm.acme.example:5060', maxDidCount: 2000 });
+    expect(
+      await refusal(client.publishEnrollment({ vserviceId: 'acme-vs-2', groups: [{ name: 'hq', patterns: [PATTERN] }], exclusions: EXCLUDED, trustGroups: [] })),
+    ).toBe('E_OVER_QUOTA');
+    await waitFor('the over-quota notice', () => notices.some((n) => n.kind === 'over-quota'), 5_000, 50);
+    expect((await counters(peer)).IMEDistributedCacheQuotaUsed).toBe(0);
+    await bootstrap.put('/v1/dht/global/storagequota', { quota: 100_000 });
+    await client.withdrawVservice('acme-vs-2');
+  }, 60_000);
+
   it('refuses a Vservice of another domain than the peer certificate binds', async () => {
     const client = await VapClient.connect({ host: '127.0.0.1', port: tcpPort, mode: 'authenticated', username: 'imeuser', password: PASSWORD });
     clients.push(client);
