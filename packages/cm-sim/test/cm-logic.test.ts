@@ -11,16 +11,10 @@ import { RouteTable, oneYearAfter, parseStoredRoutes, routeView } from '../src/r
 import { judgeRoute, trustGroupsOf, vapTrustGroups } from '../src/trust.js';
 import { decideVcr, parsePstnEvent } from '../src/vcr-policy.js';
 import { VcrQueue } from '../src/vcr-queue.js';
+import { thrown } from '../../core/test/helpers.js';
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+/** The refusal code of a call that must throw an ImeError. */
+const codeOf = (f: () => unknown): string => thrown(f).code;
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const noLists = { trustedDomains: [], blockedDomains: [], trustedPrefixes: [], blockedPrefixes: [] };

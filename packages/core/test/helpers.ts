@@ -21,3 +21,16 @@ export function expectSafeMessage(err: ImeError, maxLength = 300): void {
   expect(err.message).not.toMatch(/\n\s+at /);
   expect(err.message).not.toContain('\n');
 }
+
+/** Awaits `promise`, expects it to reject with an ImeError, and returns the error. */
+export async function rejected(promise: Promise<unknown>): Promise<ImeError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (err) {
+    caught = err;
+  }
+  if (caught === undefined) throw new Error('expected an ImeError rejection, but the promise resolved');
+  expect(caught).toBeInstanceOf(ImeError);
+  return caught as ImeError;
+}

@@ -1,20 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { ImeError } from '@ime/core';
 import { parseConfigText } from '@ime/runtime';
 import { LineTable } from '../src/line-table.js';
 import { parseCallRequest, planCall } from '../src/call-plan.js';
 import { pstnConfigSchema } from '../src/pstn-config.js';
 import { randomSkew, seededRandom } from '../src/random.js';
+import { thrown } from '../../core/test/helpers.js';
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+/** The refusal code of a call that must throw an ImeError. */
+const codeOf = (f: () => unknown): string => thrown(f).code;
 
 const TOKEN = 'a'.repeat(32);
 const line = (domain: string, patterns: unknown, exclusions?: unknown) => ({

@@ -4,11 +4,11 @@ import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImeError } from '@ime/core';
 import { AdminClient, parseConfigText } from '@ime/runtime';
 import type { CallNotification } from '../src/call-plan.js';
 import { pstnConfigSchema } from '../src/pstn-config.js';
 import { type CallRecord, PstnSwitch } from '../src/pstn-switch.js';
+import { rejected } from '../../core/test/helpers.js';
 
 /** A call manager's callback endpoint as the switch sees it: records what arrives, checks the bearer. */
 class Recorder {
@@ -47,15 +47,8 @@ class Recorder {
   }
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+/** The refusal code of a call that must reject with an ImeError. */
+const codeOf = async (p: Promise<unknown>): Promise<string> => (await rejected(p)).code;
 
 const SKEW = 400;
 

@@ -1,20 +1,6 @@
-import { expect } from '@jest/globals';
-import { ImeError } from '@ime/core';
 
-/** The core's: runs `fn`, expects an ImeError and returns it. */
-export { thrown } from '../../core/test/helpers.js';
-
-export async function rejected(promise: Promise<unknown>): Promise<ImeError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    caught = err;
-  }
-  if (caught === undefined) throw new Error('expected an ImeError rejection, but the promise resolved');
-  expect(caught).toBeInstanceOf(ImeError);
-  return caught as ImeError;
-}
+/** The core's: `thrown` expects an ImeError from a call, `rejected` from a promise. */
+export { rejected, thrown } from '../../core/test/helpers.js';
 
 /** Deterministic PRNG (mulberry32) so a failing robustness run can be replayed. */
 export function prng(seed: number): { next(): number; int(n: number): number; bytes(n: number): Uint8Array } {
