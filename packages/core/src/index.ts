@@ -10,3 +10,4 @@ export * from './trust-list.js';
 export * from './wire-codec.js';
 export * from './did-record.js';
 export * from './validation-pools.js';
+export * from './vcr.js';

@@ -1,4 +1,4 @@
-import { ImeError, parseE164 } from '@ime/core';
+import { ImeError, type Vcr, type VcrDirection, parseE164 } from '@ime/core';
 import type { Database } from '@ime/runtime';
 
 /**
@@ -15,16 +15,10 @@ import type { Database } from '@ime/runtime';
  *   0x22                                              → counts (JSON), written with every batch
  */
 
-export type VcrDirection = 'originating' | 'terminating';
+export type { VcrDirection };
 
-export interface VcrInput {
-  readonly calling: string;
-  readonly called: string;
-  readonly startMs: number;
-  readonly stopMs: number;
-  readonly direction: VcrDirection;
-  readonly callId: string;
-}
+/** What a call manager uploaded, before it is checked and stored. */
+export type VcrInput = Vcr;
 
 export interface StoredVcr extends VcrInput {
   /** When this peer received it. */

@@ -1,3 +1,4 @@
+import type { Vcr } from '@ime/core';
 import type { ime } from '@ime/wire';
 
 /**
@@ -81,18 +82,8 @@ export interface Enrollment {
   readonly trustGroups: readonly TrustGroup[];
 }
 
-export type VcrDirection = 'originating' | 'terminating';
-
-/** A voice call record (guide L232–L237). Times in ms since the epoch. */
-export interface Vcr {
-  readonly calling: string;
-  readonly called: string;
-  readonly startMs: number;
-  readonly stopMs: number;
-  readonly direction: VcrDirection;
-  /** The call manager's id of the call, so a retried upload is not counted twice. */
-  readonly callId: string;
-}
+/** The voice call record is the core's (VAP carries it, the validator stores it). */
+export type { Vcr, VcrDirection } from '@ime/core';
 
 export interface LearnedRoute {
   readonly number: string;
