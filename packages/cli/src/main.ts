@@ -8,9 +8,10 @@ import { bootstrapStart, peerStart } from './commands/roles.js';
 import { CM_COMMANDS } from './commands/cm.js';
 import { PSTN_COMMANDS } from './commands/pstn.js';
 import { VAP_ADMIN_COMMANDS } from './commands/vap-admin.js';
+import { VALIDATOR_ADMIN_COMMANDS } from './commands/validator-admin.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, Output } from './output.js';
 
-export const COMMANDS: readonly Command[] = [demo, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
+export const COMMANDS: readonly Command[] = [demo, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...VALIDATOR_ADMIN_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

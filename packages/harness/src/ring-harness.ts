@@ -41,6 +41,8 @@ export interface RingHarnessOptions {
   readonly keep?: boolean;
   readonly parameters?: RingParametersInput;
   readonly tuning?: PeerTuningInput;
+  /** Peer `validator` settings (docs/CONFIGURATION.md); tests default to a 2 s validation delay. */
+  readonly validator?: Readonly<Record<string, number>>;
   readonly admission?: 'auto' | 'manual';
   /** Domain of peer i (default enterprise-i.example). */
   readonly domainOf?: (index: number) => string;
@@ -53,6 +55,8 @@ export interface RingHarnessOptions {
 
 const FAST_PARAMETERS: RingParametersInput = { pollIntervalSec: 1 };
 const FAST_TUNING: PeerTuningInput = { pingIntervalMs: 300, pingMisses: 2, rpcTimeoutMs: 2000, antiEntropyIntervalSec: 30 };
+/** The callee's VCR arrives within a second of the caller's on loopback; production waits 30 s. */
+const FAST_VALIDATOR = { delaySec: 2 };
 
 export interface PeerOptions {
   readonly domain?: string;
@@ -201,6 +205,7 @@ export class RingHarness {
       admin: { listen: `127.0.0.1:${admin}` },
       log: { level: o.logLevel ?? 'warn', file: 'log.jsonl' },
       tuning: { ...FAST_TUNING, ...o.tuning },
+      validator: { ...FAST_VALIDATOR, ...o.validator },
     });
     const member = new Member('peer', name, this.mode, join(dir, 'peer.json'), dir);
     this.peers.push(member);

@@ -2,6 +2,7 @@ import { ImeError, expandPatterns, parseEnrolledPattern, parseExclusionNumber } 
 import { type AdminServer, PROMETHEUS_CONTENT_TYPE, rawResponse } from '@ime/runtime';
 import type { PeerNode } from './peer-node.js';
 import { registerVapAdminRoutes } from './vap-admin.js';
+import { registerValidatorAdminRoutes } from './validator-admin.js';
 
 /**
  * The peer's admin API (what `ime show …`, `ime utils …` call). Read-only routes need only the token;
@@ -41,6 +42,7 @@ function objectBody(body: unknown): Record<string, unknown> {
 
 export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): void {
   registerVapAdminRoutes(admin, () => node.vap);
+  registerValidatorAdminRoutes(admin, () => node.validation, (peerId) => node.memberDomain(peerId));
   admin
     .addRoute({ method: 'GET', path: '/v1/dht/summary', handler: () => node.summary() })
     .addRoute({

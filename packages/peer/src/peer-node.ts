@@ -52,6 +52,7 @@ import { createRingHandler } from './ring-service.js';
 import { RpcRingTransport } from './ring-transport.js';
 import type { RingLog } from './ring-types.js';
 import { LiveRingView } from './ring-view.js';
+import { ValidationService } from './validation-service.js';
 import { PeerVapService, loadVapTls } from './vap-service.js';
 import { VcrStore } from '@ime/validator';
 
@@ -167,6 +168,7 @@ export class PeerNode {
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #enrollment: Enrollment | undefined;
   #vap: PeerVapService | undefined;
+  #validation: ValidationService | undefined;
   #adminUrl = '';
   #stopped = false;
   #lastMotd = '';
@@ -446,7 +448,28 @@ export class PeerNode {
         now,
       });
       cleanup.unshift(() => node.#vap?.stop());
+      node.#validation = await ValidationService.open({
+        db,
+        host,
+        selfPeerId: self,
+        domain: node.domain,
+        config: config.validator,
+        vcrs,
+        vap: () => node.vap,
+        memberDomain: (peerId) => node.memberDomain(peerId),
+        lookup: async (number) => (await node.fetchDid(number)).claims,
+        counters,
+        alerts,
+        log: log.child('validator'),
+        rpcTimeoutMs,
+        now,
+      });
+      cleanup.unshift(() => node.#validation?.stop());
+      node.#validation.start();
+      const validation = node.#validation;
       node.#every(3600 * 1000, () => vcrs.sweepExpired());
+      node.#every(3600 * 1000, () => validation.schedule.sweep());
+      node.#every(3600 * 1000, () => validation.routes.sweepExpired());
       registerPeerAdminRoutes(admin, node);
       node.#adminUrl = (await admin.start()).url;
       return node;
@@ -619,6 +642,19 @@ export class PeerNode {
     });
     this.#enrollment = result.enrollment;
     if (result.configuration) await this.#configSync.accept(result.configuration, 1, undefined);
+  }
+
+  /** The validator: pools, learned routes, both sides of the validation exchange. */
+  get validation(): ValidationService {
+    if (!this.#validation) throw new ImeError('E_VALIDATOR_STOPPED', 'the validator is not running');
+    return this.#validation;
+  }
+
+  /** The domain the signed roster binds to an admitted member (its ring certificate's domain). */
+  memberDomain(peerId: string): string | undefined {
+    const c = this.#configSync.current;
+    if (!c || !admissionOf(c.config, peerId, this.#now()).admitted) return undefined;
+    return c.config.roster.find((e) => e.peerId === peerId)?.domain;
   }
 
   /** VAP: the call managers' side of this peer. */
@@ -838,6 +874,7 @@ export class PeerNode {
     this.#antiEntropy.stop();
     this.#handoff.stop();
     this.#publisher.stop();
+    await this.#validation?.stop().catch(() => undefined);
     await this.#vap?.stop().catch(() => undefined);
     await Promise.resolve(this.#admin.stop()).catch(() => undefined);
     for (const c of Object.values(this.#rpc)) c.stop();

@@ -88,7 +88,7 @@ export function registerVapAdminRoutes(admin: AdminServer, vap: () => PeerVapSer
       handler: async ({ body }) => {
         const b = objectBody(body);
         const server = required<string>(b, 'server', 'string');
-        await vap().servers.setCredentials(server, {
+        await vap().setCredentials(server, {
           username: required<string>(b, 'username', 'string'),
           password: required<string>(b, 'password', 'string'),
           ticketPassword: required<string>(b, 'ticketPassword', 'string'),

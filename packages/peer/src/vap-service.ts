@@ -1,11 +1,23 @@
 import { readFile } from 'node:fs/promises';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { ImeError, expandPatterns, isImeError, parseEnrolledPattern, parseExclusionNumber } from '@ime/core';
+import {
+  type EnrolledPattern,
+  ImeError,
+  type TrustGroup,
+  expandPatterns,
+  isImeError,
+  parseEnrolledPattern,
+  parseExclusionNumber,
+  parseTrustGroup,
+  patternMatches,
+} from '@ime/core';
 import { type Alerts, type Counters, type Database, type Logger, getJson, keyOf, putJson } from '@ime/runtime';
 import type { VcrStore } from '@ime/validator';
 import {
   type Enrollment,
+  type LearnedRoute,
   type VapAck,
+  type VapCredentials,
   type VapBackend,
   type VapItemRefusal,
   VapServers,
@@ -36,6 +48,23 @@ export interface VserviceRecord {
   /** DIDs the enrollment expands to (patterns minus exclusions). */
   readonly didCount: number;
   readonly updatedAtMs: number;
+  /** The VAP instance the Vservice was published through: its credentials sign the tickets. */
+  readonly instance?: string;
+}
+
+/** Whose a number is here: the Vservice that enrolls it, and whether it is excluded. */
+export interface NumberOwner {
+  readonly record: VserviceRecord;
+  readonly excluded: boolean;
+  /** The Vservice's trust lists, parsed. */
+  readonly trustGroups: readonly TrustGroup[];
+}
+
+interface ParsedEnrollment {
+  readonly record: VserviceRecord;
+  readonly patterns: readonly EnrolledPattern[];
+  readonly exclusions: ReadonlySet<string>;
+  readonly trustGroups: readonly TrustGroup[];
 }
 
 /** The peer's ring publication, as the VAP service uses it. */
@@ -64,6 +93,8 @@ export interface PeerVapServiceOptions {
 }
 
 const TLS_KEY = 'vap-tls';
+/** Routes per VAP push: a few hundred bytes each, well under the frame limit. */
+const ROUTES_PER_PUSH = 500;
 
 /**
  * The certificate and key of this peer's encrypted VAP listeners: the operator's files when the
@@ -115,6 +146,8 @@ export class PeerVapService implements VapBackend {
   readonly #queues = new Map<string, Promise<unknown>>();
   #servers: VapServers | undefined;
   #lastRingHealth: 0 | 1 | 2 | undefined;
+  #parsed: ParsedEnrollment[] | undefined;
+  #learnedRoutes: () => readonly LearnedRoute[] = () => [];
 
   private constructor(options: PeerVapServiceOptions) {
     this.#o = options;
@@ -190,6 +223,58 @@ export class PeerVapService implements VapBackend {
     return [...this.#vservices.values()].sort((a, b) => a.vservice.id.localeCompare(b.vservice.id));
   }
 
+  /**
+   * Which Vservice enrolls a number (its patterns, minus its exclusions): the validator's test of
+   * "our own number" on both sides of a call.
+   */
+  numberOwner(number: string): NumberOwner | undefined {
+    this.#parsed ??= this.vservices().flatMap((record) => {
+      const e = record.enrollment;
+      if (!e) return [];
+      return [
+        {
+          record,
+          patterns: e.groups.flatMap((g) => g.patterns.map((p) => parseEnrolledPattern(p))),
+          exclusions: new Set(e.exclusions.map((x) => parseExclusionNumber(x) as string)),
+          trustGroups: e.trustGroups.map((g) => parseTrustGroup({ ...g, elements: g.elements.map((el) => el.value) })),
+        },
+      ];
+    });
+    for (const p of this.#parsed) {
+      if (p.patterns.some((pattern) => patternMatches(pattern, number))) return { record: p.record, excluded: p.exclusions.has(number), trustGroups: p.trustGroups };
+    }
+    return undefined;
+  }
+
+  /** Where the routes learned so far come from, for call managers that register later. */
+  setLearnedRoutes(source: () => readonly LearnedRoute[]): void {
+    this.#learnedRoutes = source;
+  }
+
+  /** Pushes learned routes to every registered call manager of this enterprise; returns how many got them. */
+  deliverRoutes(routes: readonly LearnedRoute[]): number {
+    let sessions = 0;
+    for (let i = 0; i < routes.length; i += ROUTES_PER_PUSH) sessions = this.#servers?.pushRoutes(() => true, routes.slice(i, i + ROUTES_PER_PUSH)) ?? 0;
+    return sessions;
+  }
+
+  /**
+   * Sets an instance's VAP credentials; a changed ticket password or epoch raises
+   * TicketPasswordChanged (guide L9443), since the edge firewall must be given the new one.
+   */
+  async setCredentials(instance: string, credentials: VapCredentials): Promise<unknown> {
+    const before = this.servers.ticketSecret(instance);
+    const result = await this.servers.setCredentials(instance, credentials);
+    if (before && (before.ticketPassword !== credentials.ticketPassword || before.epoch !== credentials.epoch)) {
+      this.#o.alerts.raise('TicketPasswordChanged', {
+        severity: 'notice',
+        key: instance,
+        details: { instance, previousEpoch: before.epoch, epoch: credentials.epoch, retiredAt: new Date(this.#now()).toISOString() },
+      });
+    }
+    return result;
+  }
+
   /** Tells every call manager when the ring becomes unusable or usable again (IMEDistributedCacheInactive). */
   ringHealthChanged(level: 0 | 1 | 2, reasons: readonly string[]): void {
     const before = this.#lastRingHealth;
@@ -206,14 +291,19 @@ export class PeerVapService implements VapBackend {
 
   // --- VapBackend --------------------------------------------------------------------------------
 
-  async publishVservice(_session: VapSession, vservice: Vservice): Promise<void> {
+  onRegistered(session: VapSession): void {
+    const routes = this.#learnedRoutes();
+    for (let i = 0; i < routes.length; i += ROUTES_PER_PUSH) session.pushRoutes(routes.slice(i, i + ROUTES_PER_PUSH));
+  }
+
+  async publishVservice(session: VapSession, vservice: Vservice): Promise<void> {
     // The domain a validation proves is the one in this peer's ring certificate (SPEC §6).
     if (vservice.domain.toLowerCase() !== this.#o.domain.toLowerCase()) {
       throw new ImeError('E_VSERVICE_DOMAIN', `the Vservice domain ${vservice.domain} is not this peer's domain ${this.#o.domain}`);
     }
     await this.#serialised(vservice.id, async () => {
       const held = this.#vservices.get(vservice.id);
-      const record: VserviceRecord = { ...held, vservice, didCount: held?.didCount ?? 0, updatedAtMs: this.#now() };
+      const record: VserviceRecord = { ...held, vservice, didCount: held?.didCount ?? 0, updatedAtMs: this.#now(), instance: session.info().instance };
       await this.#save(record);
     });
   }
@@ -225,6 +315,7 @@ export class PeerVapService implements VapBackend {
       if (numbers.length > 0) await this.#o.publication.withdraw(numbers);
       await this.#o.db.del(keyOf(`${VSERVICE_PREFIX}${vserviceId}`));
       this.#vservices.delete(vserviceId);
+      this.#parsed = undefined;
     });
   }
 
@@ -260,7 +351,7 @@ export class PeerVapService implements VapBackend {
           throw err;
         }
       }
-      await this.#save({ vservice: held.vservice, enrollment, didCount: numbers.length, updatedAtMs: this.#now() });
+      await this.#save({ ...held, enrollment, didCount: numbers.length, updatedAtMs: this.#now() });
       const index = new Map(numbers.map((n, i) => [n, i]));
       this.#o.log.info('enrollment published', {
         vservice: enrollment.vserviceId,
@@ -286,6 +377,7 @@ export class PeerVapService implements VapBackend {
   async #save(record: VserviceRecord): Promise<void> {
     await putJson(this.#o.db, `${VSERVICE_PREFIX}${record.vservice.id}`, record);
     this.#vservices.set(record.vservice.id, record);
+    this.#parsed = undefined;
   }
 
   #serialised<T>(vserviceId: string, work: () => Promise<T>): Promise<T> {

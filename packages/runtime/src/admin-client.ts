@@ -140,11 +140,18 @@ export class AdminClient {
     }
     let text: string;
     let res: Response;
-    try {
-      res = await fetch(target, { method, headers, body: payload, signal, redirect: 'error' });
-      text = await this.#readText(res);
-    } catch (err) {
-      throw this.#transportError(err);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await fetch(target, { method, headers, body: payload, signal, redirect: 'error' });
+        text = await this.#readText(res);
+        break;
+      } catch (err) {
+        // A kept-alive connection the server closed while this process was busy fails at once; a read
+        // is safe to send again on a fresh connection (a change is not: it may have been applied).
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        if (method === 'GET' && attempt === 1 && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) continue;
+        throw this.#transportError(err);
+      }
     }
     const contentType = res.headers.get('content-type') ?? '';
     if (res.status >= 200 && res.status < 300) return { status: res.status, contentType, text };

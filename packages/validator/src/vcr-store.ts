@@ -13,6 +13,10 @@ import type { Database } from '@ime/runtime';
  *   0x20 ‖ called ‖ 0x00 ‖ start (u64 BE) ‖ callId   → terminating VCR (JSON)
  *   0x21 ‖ start (u64 BE) ‖ called ‖ 0x00 ‖ callId   → originating VCR (JSON), oldest first
  *   0x22                                              → counts (JSON), written with every batch
+ *
+ * A terminating VCR that a successful validation used is marked (`usedAtMs`) and not offered again:
+ * one call proves one validation. An originating VCR is a pending validation: it is removed once
+ * validated (or skipped), so the originating count is the validator's backlog (ValidationsPending).
  */
 
 export type { VcrDirection };
@@ -25,6 +29,8 @@ export interface StoredVcr extends VcrInput {
   readonly receivedAtMs: number;
   /** Who uploaded it (VAP instance and user), for operators. */
   readonly source: string;
+  /** Terminating only: when a successful validation used it (it is then no longer a candidate). */
+  readonly usedAtMs?: number;
 }
 
 export interface VcrRefusal {
@@ -207,6 +213,74 @@ export class VcrStore {
       out.push(decodeVcr(v));
     }
     return out;
+  }
+
+  /**
+   * Terminating VCRs of `called` starting within [fromMs, toMs] that no successful validation has
+   * used yet, oldest start first, at most `limit`.
+   */
+  async candidatesFor(called: string, fromMs: number, toMs: number, limit: number): Promise<StoredVcr[]> {
+    const prefix = Buffer.concat([Uint8Array.of(TERMINATING), encoder.encode(called), Uint8Array.of(0)]);
+    const wanted = Math.max(1, Math.min(limit, 10_000));
+    const out: StoredVcr[] = [];
+    if (toMs < fromMs) return out;
+    for await (const v of this.#db.values({ gte: Buffer.concat([prefix, u64(Math.max(0, fromMs))]), lt: Buffer.concat([prefix, u64(toMs + 1)]) })) {
+      const vcr = decodeVcr(v);
+      if (vcr.usedAtMs !== undefined) continue;
+      out.push(vcr);
+      if (out.length >= wanted) break;
+    }
+    return out;
+  }
+
+  /**
+   * Marks a terminating VCR as used by a successful validation (default: now). A VCR already marked
+   * keeps its first mark; one no longer stored (swept) is not written back.
+   */
+  markUsed(vcr: StoredVcr, atMs?: number): Promise<void> {
+    return this.#serialised(async () => {
+      if (vcr.direction !== 'terminating') throw new ImeError('E_VCR_DIRECTION', 'only a terminating VCR is used by a validation');
+      const at = atMs ?? this.#now();
+      if (!isTime(at)) throw new ImeError('E_VCR_TIMES', 'the time a VCR was used must be milliseconds');
+      const key = terminatingKey(vcr);
+      const stored = await this.#db.get(key);
+      if (stored === undefined) return;
+      const current = decodeVcr(stored);
+      if (current.usedAtMs !== undefined) return;
+      await this.#db.put(key, encoder.encode(JSON.stringify({ ...current, usedAtMs: at })));
+    });
+  }
+
+  /**
+   * Originating VCRs (pending validations) received at or before `receivedBeforeMs`, oldest start
+   * first, at most `limit`. The delay lets the callee's call manager upload its side of the call.
+   */
+  async dueOriginating(limit: number, receivedBeforeMs: number): Promise<StoredVcr[]> {
+    const wanted = Math.max(1, Math.min(limit, 10_000));
+    const out: StoredVcr[] = [];
+    for await (const v of this.#db.values({ gte: Uint8Array.of(ORIGINATING), lt: Uint8Array.of(ORIGINATING + 1) })) {
+      const vcr = decodeVcr(v);
+      if (vcr.receivedAtMs > receivedBeforeMs) continue;
+      out.push(vcr);
+      if (out.length >= wanted) break;
+    }
+    return out;
+  }
+
+  /** Deletes a pending validation's VCR and counts it out; false when it was already gone. */
+  removeOriginating(vcr: StoredVcr): Promise<boolean> {
+    return this.#serialised(async () => {
+      if (vcr.direction !== 'originating') throw new ImeError('E_VCR_DIRECTION', 'only an originating VCR is a pending validation');
+      const key = originatingKey(vcr);
+      if ((await this.#db.get(key)) === undefined) return false;
+      const next = { ...this.#counts, originating: Math.max(0, this.#counts.originating - 1) };
+      const batch = this.#db.batch();
+      batch.del(key);
+      batch.put(COUNTS_KEY, encoder.encode(JSON.stringify(next)));
+      await batch.write();
+      this.#counts = next;
+      return true;
+    });
   }
 
   /** Newest last, at most `limit` of one direction (operators' view, `GET /v1/vcrs`). */

@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { type Database, openDatabase, putJson } from '@ime/runtime';
+import { DEFAULT_REVALIDATE_AFTER_MS, ValidationSchedule } from '../src/validation-schedule.js';
+import { rejected } from '../../core/test/helpers.js';
+
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+const N1 = '+14085550001';
+const N2 = '+14085550002';
+const dirs: string[] = [];
+const dbs: Database[] = [];
+
+async function freshDb(dir = mkdtempSync(join(tmpdir(), 'schedule-'))): Promise<{ db: Database; dir: string }> {
+  dirs.push(dir);
+  const db = await openDatabase(dir);
+  dbs.push(db);
+  return { db, dir };
+}
+
+afterEach(async () => {
+  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('ValidationSchedule', () => {
+  it('refuses a second validation of a number within the hour, and allows it after', async () => {
+    const { db } = await freshDb();
+    let now = T0;
+    const s = await ValidationSchedule.open({ db, now: () => now });
+    expect(s.revalidateAfterMs).toBe(DEFAULT_REVALIDATE_AFTER_MS);
+    expect(s.mayValidate(N1)).toBe(true);
+    await s.markValidated(N1);
+    expect(s.lastValidated(N1)).toBe(T0);
+    expect(s.mayValidate(N1)).toBe(false);
+    expect(s.mayValidate(N2)).toBe(true);
+    now = T0 + DEFAULT_REVALIDATE_AFTER_MS - 1;
+    expect(s.mayValidate(N1)).toBe(false);
+    now = T0 + DEFAULT_REVALIDATE_AFTER_MS;
+    expect(s.mayValidate(N1)).toBe(true);
+  });
+
+  it('keeps the rule across a restart', async () => {
+    const { db, dir } = await freshDb();
+    const now = T0 + 60_000;
+    const s = await ValidationSchedule.open({ db, now: () => now });
+    await s.markValidated(N1, T0);
+    await db.close();
+    const reopened = await freshDb(dir);
+    const again = await ValidationSchedule.open({ db: reopened.db, now: () => now });
+    expect(again.lastValidated(N1)).toBe(T0);
+    expect(again.mayValidate(N1)).toBe(false);
+  });
+
+  it('uses a configured interval and refuses an invalid one', async () => {
+    const { db } = await freshDb();
+    let now = T0;
+    const s = await ValidationSchedule.open({ db, now: () => now, revalidateAfterMs: 10_000 });
+    await s.markValidated(N1);
+    now = T0 + 10_000;
+    expect(s.mayValidate(N1)).toBe(true);
+    for (const bad of [-1, 1.5, Number.NaN, '3600000']) {
+      expect((await rejected(ValidationSchedule.open({ db, revalidateAfterMs: bad as number }))).code).toBe('E_REVALIDATE_INTERVAL');
+    }
+  });
+
+  it('never moves a number\'s time back', async () => {
+    const { db } = await freshDb();
+    const s = await ValidationSchedule.open({ db, now: () => T0 });
+    await s.markValidated(N1, T0);
+    await s.markValidated(N1, T0 - 3000_000);
+    expect(s.lastValidated(N1)).toBe(T0);
+    await s.markValidated(N1, T0 + 5);
+    expect(s.lastValidated(N1)).toBe(T0 + 5);
+  });
+
+  it('sweeps numbers whose interval has passed, on disk too', async () => {
+    const { db, dir } = await freshDb();
+    let now = T0;
+    const s = await ValidationSchedule.open({ db, now: () => now });
+    await s.markValidated(N1, T0 - DEFAULT_REVALIDATE_AFTER_MS);
+    await s.markValidated(N2, T0 - 1);
+    expect(await s.sweep()).toBe(1);
+    expect(s.lastValidated(N1)).toBeUndefined();
+    expect(s.lastValidated(N2)).toBe(T0 - 1);
+    await db.close();
+    const reopened = await freshDb(dir);
+    now = T0;
+    const again = await ValidationSchedule.open({ db: reopened.db, now: () => now });
+    expect(again.lastValidated(N1)).toBeUndefined();
+    expect(again.lastValidated(N2)).toBe(T0 - 1);
+  });
+
+  it('refuses a number that is not +E.164 or an invalid time, and a corrupt stored time', async () => {
+    const { db } = await freshDb();
+    const s = await ValidationSchedule.open({ db, now: () => T0 });
+    expect((await rejected(s.markValidated('4085550001'))).code).toMatch(/^E_E164_/);
+    expect((await rejected(s.markValidated(N1, -5))).code).toBe('E_VALIDATION_TIME');
+    expect(s.lastValidated(N1)).toBeUndefined();
+    await putJson(db, 'validator/lastx', 'not mine');
+    await ValidationSchedule.open({ db });
+    await putJson(db, `validator/last/${N1}`, 'yesterday');
+    expect((await rejected(ValidationSchedule.open({ db }))).code).toBe('E_DB_CORRUPT');
+  });
+});
