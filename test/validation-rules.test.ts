@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type Member, RingHarness, waitFor } from '@ime/harness';
 import { RpcClient } from '@ime/runtime';
+import { TicketVerifier, inspectTicket } from '@ime/ticket';
 import {
   PVP_SUITE,
   ProverAttempt,
@@ -29,7 +30,7 @@ const MINUTE = 60_000;
 interface Enterprise {
   readonly peer: Member;
   readonly domain: string;
-  readonly client: VapClient;
+  client: VapClient;
   readonly routes: LearnedRoute[];
 }
 
@@ -94,10 +95,16 @@ describe('validation rules on a real ring', () => {
   /** Waits for the caller's next `n` validations toward `to` and returns them. */
   async function outcomes(from: Enterprise, to: Enterprise, before: number, n = 1): Promise<ValidationView[]> {
     let seen: ValidationView[] = [];
-    await waitFor(`${n} validation(s) toward ${to.domain}`, async () => {
-      seen = (await validations(from)).filter((v) => v.domain === to.domain).slice(before);
-      return seen.length >= n;
-    }, 30_000, 100);
+    try {
+      await waitFor(`${n} validation(s) toward ${to.domain}`, async () => {
+        seen = (await validations(from)).filter((v) => v.domain === to.domain).slice(before);
+        return seen.length >= n;
+      }, 30_000, 100);
+    } catch (err) {
+      const c = await counters(from.peer);
+      const skipped = Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith('Validation')));
+      throw new Error(`${(err as Error).message}; seen ${JSON.stringify(seen)}; counters ${JSON.stringify(skipped)}`);
+    }
     return seen;
   }
 
@@ -128,6 +135,26 @@ describe('validation rules on a real ring', () => {
     await waitFor('every enrollment in the ring', async () => (await Promise.all(p.map((m) => counters(m)))).every((c) => c.IMEDistributedCacheQuotaUsed === 1000), 60_000, 250);
   }, 180_000);
 
+  /** Connects the enterprise's call manager again (after its peer restarted on a new VAP port). */
+  async function reconnect(e: Enterprise): Promise<void> {
+    await e.client.close().catch(() => undefined);
+    const { boundPort } = await (await e.peer.admin()).get<{ boundPort: number }>('/v1/vap/servers/cucm');
+    e.client = await VapClient.connect({ host: '127.0.0.1', port: boundPort, mode: 'authenticated', username: 'imeuser', password: VAP_PASSWORD });
+    e.client.onRoutes((r) => e.routes.push(...r));
+  }
+
+  /** Restarts a peer in this process, optionally with other validator settings. */
+  async function restart(e: Enterprise, validator?: Record<string, number>): Promise<void> {
+    await e.peer.stop();
+    if (validator) {
+      const config = JSON.parse(readFileSync(e.peer.configFile, 'utf8')) as { validator: Record<string, number> };
+      config.validator = { ...config.validator, ...validator };
+      writeFileSync(e.peer.configFile, JSON.stringify(config));
+    }
+    await e.peer.start();
+    await reconnect(e);
+  }
+
   afterAll(async () => {
     for (const e of ent) await e.client.close().catch(() => undefined);
     await ring?.stop();
@@ -145,9 +172,12 @@ describe('validation rules on a real ring', () => {
     expect(boxed?.defaultBucket.total).toBe(0);
     expect(boxed?.numberBuckets).toEqual([{ number: '+12125550001', total: 0, entries: [] }]);
 
-    // Successes against the boxed number accumulate only in its bucket and release only its route.
+    // Successes against the boxed number accumulate only in its bucket and release only its route
+    // (each after the revalidation interval: the one-hour rule holds for the number).
+    const interval = () => new Promise((r) => setTimeout(r, REVALIDATE_AFTER_SEC * 1000 + 200));
+    await interval();
     await call(a, b, '+14085551000', '+12125550001', { startMs: Date.now() - 10 * MINUTE });
-    await new Promise((r) => setTimeout(r, REVALIDATE_AFTER_SEC * 1000));
+    await interval();
     await call(a, b, '+14085551000', '+12125550001', { startMs: Date.now() - 5 * MINUTE });
     const boxedRun = await outcomes(a, b, 2, 2);
     expect(boxedRun.map((v) => [v.outcome, v.bucket, v.bucketTotal, v.released])).toEqual([
@@ -285,5 +315,56 @@ describe('validation rules on a real ring', () => {
     } finally {
       rpc.stop();
     }
+  }, 60_000);
+  it('restart of either peer mid-way: pending validations, buckets and learned routes survive', async () => {
+    const [d, g] = [ent[3]!, ent[6]!];
+    // G holds its validations back, so one is still pending when it restarts.
+    await restart(g, { delaySec: 3600 });
+    await call(g, d, '+19175551000', '+14155550301');
+    await waitFor('a pending validation on G', async () => (await counters(g.peer)).ValidationsPending === 1, 10_000);
+    await restart(g, { delaySec: 0 });
+    expect((await outcomes(g, d, 0))[0]).toEqual(expect.objectContaining({ outcome: 'success', called: '+14155550301', bucketTotal: 12 }));
+
+    // D restarts between storing its VCR and the validation; G restarts with 12 in D's bucket.
+    await d.client.uploadVcrs([{ calling: '+19175551000', called: '+14155550302', startMs: Date.now() - 4 * MINUTE, stopMs: Date.now() - 3 * MINUTE, direction: 'terminating', callId: 'restart-2' }]);
+    await restart(d);
+    await restart(g);
+    expect((await pool(g, d))?.defaultBucket.total).toBe(12);
+    await g.client.uploadVcrs([{ calling: '+19175551000', called: '+14155550302', startMs: Date.now() - 4 * MINUTE, stopMs: Date.now() - 3 * MINUTE, direction: 'originating', callId: 'restart-2' }]);
+    expect((await outcomes(g, d, 0))[0]).toEqual(expect.objectContaining({ outcome: 'success', called: '+14155550302', released: 2 }));
+
+    // The learned routes come back to a call manager that registers after G restarts again.
+    await restart(g);
+    g.routes.length = 0;
+    await reconnect(g);
+    await waitFor('G\'s routes pushed at registration', () => g.routes.length >= 2, 10_000);
+    expect([...new Set(g.routes.map((r) => r.number))].sort()).toEqual(['+14155550301', '+14155550302']);
+  }, 120_000);
+
+  it('a ticket password change raises TicketPasswordChanged; tickets of the old epoch verify during the grace period only', async () => {
+    const [a, c] = [ent[0]!, ent[2]!];
+    const old = a.routes.find((r) => r.domain === c.domain);
+    expect(old).toBeDefined();
+    expect(inspectTicket(old!.ticket).epoch).toBe(1);
+    const admin = await c.peer.admin();
+    await admin.post('/v1/vap/credentials', { server: 'cucm', username: 'imeuser', password: VAP_PASSWORD, ticketPassword: 'new-ticket-password-987654', epoch: 2 });
+    const alerts = await admin.get<{ active: { name: string; details: Record<string, unknown> }[] }>('/v1/alerts');
+    expect(alerts.active).toContainEqual(expect.objectContaining({ name: 'TicketPasswordChanged', details: expect.objectContaining({ previousEpoch: 1, epoch: 2 }) }));
+
+    // New tickets are signed under epoch 2.
+    const before = await countToward(a, c);
+    await call(a, c, '+14085551000', '+13125550006');
+    await call(a, c, '+14085551000', '+13125550007');
+    await outcomes(a, c, before, 2);
+    await waitFor('the new routes', () => a.routes.some((r) => r.number === '+13125550007'), 10_000);
+    const fresh = a.routes.find((r) => r.number === '+13125550007')!;
+    expect(inspectTicket(fresh.ticket).epoch).toBe(2);
+
+    const retiredAtMs = Date.now();
+    const edge = new TicketVerifier({ current: { password: 'new-ticket-password-987654', epoch: 2 }, previous: { password: TICKET_PASSWORD, epoch: 1, retiredAtMs }, graceMs: 7 * 24 * 3600 * 1000 });
+    const request = (r: LearnedRoute, nowMs: number) => ({ callingDomain: a.domain, calledNumber: r.number, nowMs });
+    expect(edge.verify(fresh.ticket, request(fresh, retiredAtMs)).valid).toBe(true);
+    expect(edge.verify(old!.ticket, request(old!, retiredAtMs + 3600_000)).valid).toBe(true);
+    expect(edge.verify(old!.ticket, request(old!, retiredAtMs + 8 * 24 * 3600 * 1000))).toEqual(expect.objectContaining({ valid: false, reason: 'unknown-epoch' }));
   }, 60_000);
 });

@@ -248,6 +248,8 @@ export class OriginatingValidator {
       expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS,
     });
     const bucket = t.bucket === null ? t.pool.defaultBucket : t.pool.numberBuckets[t.bucket];
+    // A penalty-box bucket holds several successes of one number: one route each, the latest ticket.
+    const released = [...new Map(t.released.map((e) => [e.number, e])).values()];
     this.#record({
       called: vcr.called,
       peerId: claimant.peerId,
@@ -257,11 +259,11 @@ export class OriginatingValidator {
       attempts: outcome.attempts,
       bucket: t.bucket ?? 'default',
       bucketTotal: bucket?.total ?? 0,
-      released: t.released.length,
+      released: released.length,
     });
-    if (t.released.length > 0) {
+    if (released.length > 0) {
       // Routes are released with the time they were learned: now, and a year from now (guide L4398).
-      const routes: LearnedRouteRecord[] = t.released.map((e) => ({ ...e.route, learnedOnMs: now, expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS, peerId: claimant.peerId }));
+      const routes: LearnedRouteRecord[] = released.map((e) => ({ ...e.route, learnedOnMs: now, expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS, peerId: claimant.peerId }));
       await o.routes.add(routes);
       o.counters.inc('RoutesReleased', routes.length);
       o.log.info('bucket released routes', { peer: claimant.peerId, routes: routes.map((r) => r.number) });

@@ -80,6 +80,8 @@ export interface VapClientOptions {
 }
 
 export const DEFAULT_VAP_CONNECT_TIMEOUT_MS = 10_000;
+/** Route pushes kept for a listener that is not attached yet (each at most one frame). */
+const MAX_UNHEARD_ROUTE_FRAMES = 64;
 export const DEFAULT_VAP_REQUEST_TIMEOUT_MS = 30_000;
 
 interface Pending {
@@ -113,6 +115,7 @@ export class VapClient {
   readonly #maxFrameBytes: number;
   readonly #pending = new Map<number, Pending>();
   readonly #routeListeners: ((routes: LearnedRoute[]) => void)[] = [];
+  readonly #unheardRoutes: LearnedRoute[][] = [];
   readonly #noticeListeners: ((notice: VapNotice) => void)[] = [];
   readonly #closeListeners: ((code: string, message: string) => void)[] = [];
   readonly #clientNonce = new Uint8Array(randomBytes(VAP_NONCE_BYTES));
@@ -205,8 +208,10 @@ export class VapClient {
     return this.#request({ uploadVcr: { records: vcrs.map(writeVcr) } });
   }
 
+  /** Routes that arrived before any listener are handed to the first one. */
   onRoutes(listener: (routes: LearnedRoute[]) => void): void {
     this.#routeListeners.push(listener);
+    for (const routes of this.#unheardRoutes.splice(0)) safely(() => listener(routes));
   }
 
   onNotice(listener: (notice: VapNotice) => void): void {
@@ -302,6 +307,11 @@ export class VapClient {
           routes = readLearnedRoutes(frame.learnedRoutes ?? {});
         } catch (err) {
           return this.#violation('E_VAP_PROTOCOL', (err as Error).message);
+        }
+        // Routes pushed at registration can arrive before the caller had a chance to listen.
+        if (this.#routeListeners.length === 0) {
+          if (this.#unheardRoutes.length < MAX_UNHEARD_ROUTE_FRAMES) this.#unheardRoutes.push(routes);
+          return;
         }
         for (const l of this.#routeListeners) safely(() => l(routes));
         return;
