@@ -177,6 +177,7 @@ describe('validation rules on a real ring', () => {
     const interval = () => new Promise((r) => setTimeout(r, REVALIDATE_AFTER_SEC * 1000 + 200));
     await interval();
     await call(a, b, '+14085551000', '+12125550001', { startMs: Date.now() - 10 * MINUTE });
+    await outcomes(a, b, 2);
     await interval();
     await call(a, b, '+14085551000', '+12125550001', { startMs: Date.now() - 5 * MINUTE });
     const boxedRun = await outcomes(a, b, 2, 2);
