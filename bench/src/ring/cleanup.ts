@@ -98,3 +98,24 @@ export class Cleanup {
     this.#handlers = [];
   }
 }
+
+/**
+ * Runs a suite's bench with a Cleanup that stops every ring and process it started, also on Ctrl-C
+ * or a failure, and returns its rows and targets.
+ */
+export async function runWithCleanup<B extends { run(): Promise<void>; readonly rows: unknown[]; readonly targets: unknown[] }>(
+  name: string,
+  progress: (line: string) => void,
+  make: (cleanup: Cleanup) => B,
+): Promise<{ rows: B['rows']; targets: B['targets'] }> {
+  const cleanup = new Cleanup((line) => progress(`${name}: ${line}`));
+  cleanup.installSignalHandlers();
+  const bench = make(cleanup);
+  try {
+    await bench.run();
+  } finally {
+    await cleanup.runAll();
+    cleanup.removeSignalHandlers();
+  }
+  return { rows: bench.rows, targets: bench.targets };
+}

@@ -3,7 +3,7 @@ import { type Member, RingHarness, waitFor } from '@ime/harness';
 import { VapClient } from '@ime/vap';
 import { DEFAULT_TERMINATOR_POLICY, bareAttemptCost } from '@ime/validator';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
-import { Cleanup } from '../ring/cleanup.js';
+import { Cleanup, runWithCleanup } from '../ring/cleanup.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
 import { parseProcStatTicks } from '../ring/stats.js';
 
@@ -135,16 +135,7 @@ class ValidationBench {
 export const validationSuite: Suite = {
   name: 'validation',
   description: 'validations per second between two peers and CPU per validation against the bare key exchange',
-  async run(options) {
-    const cleanup = new Cleanup((line) => options.progress(`validation: ${line}`));
-    cleanup.installSignalHandlers();
-    const bench = new ValidationBench(options, cleanup);
-    try {
-      await bench.run();
-    } finally {
-      await cleanup.runAll();
-      cleanup.removeSignalHandlers();
-    }
-    return { rows: bench.rows, targets: bench.targets };
+  run(options) {
+    return runWithCleanup('validation', options.progress, (cleanup) => new ValidationBench(options, cleanup));
   },
 };

@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { type Member, RingHarness, waitFor } from '@ime/harness';
 import { VapClient } from '@ime/vap';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
-import { Cleanup } from '../ring/cleanup.js';
+import { Cleanup, runWithCleanup } from '../ring/cleanup.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
 import { parseProcStatTicks, parseProcStatus, patterns, sample, expandPattern } from '../ring/stats.js';
 
@@ -264,16 +264,7 @@ class VapBench {
 export const vapSuite: Suite = {
   name: 'vap',
   description: '1 000 call managers on one peer, VCR ingest, enrollment of 100 000 DIDs into 16 peers',
-  async run(options) {
-    const cleanup = new Cleanup((line) => options.progress(`vap: ${line}`));
-    cleanup.installSignalHandlers();
-    const bench = new VapBench(options, cleanup);
-    try {
-      await bench.run();
-    } finally {
-      await cleanup.runAll();
-      cleanup.removeSignalHandlers();
-    }
-    return { rows: bench.rows, targets: bench.targets };
+  run(options) {
+    return runWithCleanup('vap', options.progress, (cleanup) => new VapBench(options, cleanup));
   },
 };

@@ -11,3 +11,4 @@ export * from './wire-codec.js';
 export * from './did-record.js';
 export * from './validation-pools.js';
 export * from './vcr.js';
+export * from './learned-route.js';

@@ -1,6 +1,7 @@
 import {
   DEFAULT_BUCKET_ENTROPY,
   ImeError,
+  type LearnedRoute,
   type Pool,
   type PoolEvent,
   type PoolTransition,
@@ -26,18 +27,8 @@ import { type Database, getJson, keyOf, putJson } from '@ime/runtime';
  *   validator/bucketentropy   → threshold (JSON number)
  */
 
-/**
- * What a bucket entry releases: the route to deliver. The same fields as @ime/vap's LearnedRoute,
- * defined here so the validator does not depend on the VAP package.
- */
-export interface RouteGrant {
-  readonly number: string;
-  readonly domain: string;
-  readonly sipUri: string;
-  readonly ticket: string;
-  readonly learnedOnMs: number;
-  readonly expiresOnMs: number;
-}
+/** What a bucket entry releases: the core's learned route, delivered over VAP. */
+export type RouteGrant = LearnedRoute;
 
 export interface PoolStoreOptions {
   readonly db: Database;

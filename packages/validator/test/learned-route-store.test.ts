@@ -1,27 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { type Database, keyOf, openDatabase, putJson } from '@ime/runtime';
+import { describe, expect, it } from '@jest/globals';
+import { tempDatabases } from './temp-db.js';
+import { keyOf, putJson } from '@ime/runtime';
 import { type LearnedRouteRecord, LearnedRouteStore } from '../src/learned-route-store.js';
 import { rejected } from '../../core/test/helpers.js';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const DAY = 86_400_000;
-const dirs: string[] = [];
-const dbs: Database[] = [];
-
-async function freshDb(dir = mkdtempSync(join(tmpdir(), 'route-store-'))): Promise<{ db: Database; dir: string }> {
-  dirs.push(dir);
-  const db = await openDatabase(dir);
-  dbs.push(db);
-  return { db, dir };
-}
-
-afterEach(async () => {
-  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const freshDb = tempDatabases('route-store-');
 
 function route(number: string, domain = 'b.example', over: Partial<LearnedRouteRecord> = {}): LearnedRouteRecord {
   return { number, domain, sipUri: `sip:${number}@${domain}`, ticket: `t-${number}`, learnedOnMs: T0, expiresOnMs: T0 + 365 * DAY, peerId: 'peer-b', ...over };

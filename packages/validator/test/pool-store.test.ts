@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { tempDatabases } from './temp-db.js';
 import { DEFAULT_BUCKET_ENTROPY, type Pool } from '@ime/core';
-import { type Database, keyOf, openDatabase, putJson } from '@ime/runtime';
+import { type Database, keyOf, putJson } from '@ime/runtime';
 import { PoolStore, type RouteGrant } from '../src/pool-store.js';
 import { rejected } from '../../core/test/helpers.js';
 
@@ -12,15 +10,7 @@ const PEER = 'peer-b';
 const N1 = '+14085550001';
 const N2 = '+14085550002';
 const N3 = '+14085550003';
-const dirs: string[] = [];
-const dbs: Database[] = [];
-
-async function freshDb(dir = mkdtempSync(join(tmpdir(), 'pool-store-'))): Promise<{ db: Database; dir: string }> {
-  dirs.push(dir);
-  const db = await openDatabase(dir);
-  dbs.push(db);
-  return { db, dir };
-}
+const freshDb = tempDatabases('pool-store-');
 
 /** Closes the database and opens the store again from the same directory, as a restart would. */
 async function restart(db: Database, dir: string): Promise<{ db: Database; store: PoolStore }> {
@@ -28,11 +18,6 @@ async function restart(db: Database, dir: string): Promise<{ db: Database; store
   const reopened = await freshDb(dir);
   return { db: reopened.db, store: await PoolStore.open({ db: reopened.db }) };
 }
-
-afterEach(async () => {
-  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 function grant(number: string): RouteGrant {
   return { number, domain: 'b.example', sipUri: `sip:${number}@b.example`, ticket: `ticket-${number}`, learnedOnMs: T0, expiresOnMs: T0 + 1000 };

@@ -1,28 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { type Database, openDatabase, putJson } from '@ime/runtime';
+import { describe, expect, it } from '@jest/globals';
+import { tempDatabases } from './temp-db.js';
+import { putJson } from '@ime/runtime';
 import { DEFAULT_REVALIDATE_AFTER_MS, ValidationSchedule } from '../src/validation-schedule.js';
 import { rejected } from '../../core/test/helpers.js';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const N1 = '+14085550001';
 const N2 = '+14085550002';
-const dirs: string[] = [];
-const dbs: Database[] = [];
-
-async function freshDb(dir = mkdtempSync(join(tmpdir(), 'schedule-'))): Promise<{ db: Database; dir: string }> {
-  dirs.push(dir);
-  const db = await openDatabase(dir);
-  dbs.push(db);
-  return { db, dir };
-}
-
-afterEach(async () => {
-  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const freshDb = tempDatabases('schedule-');
 
 describe('ValidationSchedule', () => {
   it('refuses a second validation of a number within the hour, and allows it after', async () => {

@@ -1,26 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { type Database, openDatabase } from '@ime/runtime';
+import { describe, expect, it } from '@jest/globals';
+import { tempDatabases } from './temp-db.js';
 import { DEFAULT_VCR_RETENTION_MS, type StoredVcr, type VcrInput, VcrStore, vcrProblem } from '../src/vcr-store.js';
 import { rejected } from '../../core/test/helpers.js';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
-const dirs: string[] = [];
-const dbs: Database[] = [];
-
-async function freshDb(dir = mkdtempSync(join(tmpdir(), 'vcr-store-'))): Promise<{ db: Database; dir: string }> {
-  dirs.push(dir);
-  const db = await openDatabase(dir);
-  dbs.push(db);
-  return { db, dir };
-}
-
-afterEach(async () => {
-  for (const db of dbs.splice(0)) if (db.status === 'open') await db.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const freshDb = tempDatabases('vcr-store-');
 
 function vcr(over: Partial<VcrInput> = {}): VcrInput {
   return { calling: '+14085550100', called: '+12125550199', startMs: T0 - 120_000, stopMs: T0 - 60_000, direction: 'terminating', callId: 'c1', ...over };

@@ -1,4 +1,4 @@
-import type { Vcr } from '@ime/core';
+import type { LearnedRoute, Vcr } from '@ime/core';
 import type { ime } from '@ime/wire';
 
 /**
@@ -85,15 +85,8 @@ export interface Enrollment {
 /** The voice call record is the core's (VAP carries it, the validator stores it). */
 export type { Vcr, VcrDirection } from '@ime/core';
 
-export interface LearnedRoute {
-  readonly number: string;
-  readonly domain: string;
-  readonly sipUri: string;
-  /** base64url ticket, exactly what the SIP header carries. */
-  readonly ticket: string;
-  readonly learnedOnMs: number;
-  readonly expiresOnMs: number;
-}
+/** Routes are the core's (the validator releases them, VAP carries them). */
+export type { LearnedRoute };
 
 export type VapNoticeKind = 'over-quota' | 'ring-inactive' | 'ring-active';
 
