@@ -1,11 +1,11 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { type Member, RingHarness, waitFor } from '@ime/harness';
 import { VapClient } from '@ime/vap';
 import { DEFAULT_TERMINATOR_POLICY, bareAttemptCost } from '@ime/validator';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
 import { Cleanup, runWithCleanup } from '../ring/cleanup.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
-import { parseProcStatTicks } from '../ring/stats.js';
+import { processCpuMs } from '../ring/proc.js';
 
 /**
  * Validation (issue #6): validations per second between two peers, VCR in → route and ticket out,
@@ -29,11 +29,6 @@ const TICKET_PASSWORD = 'bench-ticket-password-0123';
 const CALLER = '+14085551000';
 /** Callee numbers: ten patterns of a thousand. */
 const CALLEE_PATTERNS = Array.from({ length: 10 }, (_, i) => `+1212555${i}XXX`);
-
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  return ((parseProcStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? Number.NaN) * 1000) / 100;
-}
 
 async function enterprise(peer: Member, index: number, patterns: string[]): Promise<VapClient> {
   const admin = await peer.admin();
@@ -103,7 +98,7 @@ class ValidationBench {
     });
     for (let i = 0; i < n; i += 500) await callee.uploadVcrs(calls.slice(i, i + 500).map((c) => ({ ...c, direction: 'terminating' as const })));
     this.#o.progress(`validation: ${n} terminating VCRs stored on the callee's peer; uploading the caller's`);
-    const cpu0 = cpuMs(a.pid) + cpuMs(b.pid);
+    const cpu0 = processCpuMs(a.pid) + processCpuMs(b.pid);
     const t0 = performance.now();
     for (let i = 0; i < n; i += 500) await caller.uploadVcrs(calls.slice(i, i + 500).map((c) => ({ ...c, direction: 'originating' as const })));
     let succeeded = 0;
@@ -120,7 +115,7 @@ class ValidationBench {
       100,
     );
     const ms = performance.now() - t0;
-    const cpu = cpuMs(a.pid) + cpuMs(b.pid) - cpu0;
+    const cpu = processCpuMs(a.pid) + processCpuMs(b.pid) - cpu0;
     const rate = (succeeded * 1000) / ms;
     const cpuPer = cpu / n;
     this.#o.progress(`validation: ${succeeded}/${n} succeeded in ${Math.round(ms)} ms (${rate.toFixed(0)}/s), ${cpuPer.toFixed(2)} ms CPU each`);

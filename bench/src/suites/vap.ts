@@ -3,8 +3,9 @@ import { type Member, RingHarness, waitFor } from '@ime/harness';
 import { VapClient } from '@ime/vap';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
 import { Cleanup, runWithCleanup } from '../ring/cleanup.js';
+import { processCpuMs } from '../ring/proc.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
-import { parseProcStatTicks, parseProcStatus, patterns, sample, expandPattern } from '../ring/stats.js';
+import { parseProcStatus, patterns, sample, expandPattern } from '../ring/stats.js';
 
 /**
  * VAP (issue #5): call managers registered and keeping alive on one peer, VCR ingest from ten
@@ -36,11 +37,6 @@ function memoryOf(pid: number | undefined): { rssMB: number; anonMB: number | un
   if (pid === undefined) return undefined;
   const m = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? { rssMB: m.rssMB, anonMB: m.anonMB } : undefined;
-}
-
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  return ((parseProcStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) ?? Number.NaN) * 1000) / 100;
 }
 
 class VapBench {
@@ -108,7 +104,7 @@ class VapBench {
     const { callManagers: count, keepaliveSec } = this.#s;
     const port = await this.#vapServer(peer, count + 16, keepaliveSec);
     const before = memoryOf(peer.pid);
-    const cpuBefore = cpuMs(peer.pid);
+    const cpuBefore = processCpuMs(peer.pid);
     this.#progress(`registering ${count} call managers on one peer (keepalive ${keepaliveSec} s)`);
     const clients: VapClient[] = [];
     const closed: string[] = [];
@@ -129,12 +125,12 @@ class VapBench {
     };
     await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, worker));
     const registerMs = performance.now() - start;
-    const cpuRegister = cpuMs(peer.pid) - cpuBefore;
+    const cpuRegister = processCpuMs(peer.pid) - cpuBefore;
     this.#progress(`${clients.length} registered in ${Math.round(registerMs)} ms (${failures.length} failed); holding for ${3 * keepaliveSec + 2} s of keepalives`);
-    const holdStart = cpuMs(peer.pid);
+    const holdStart = processCpuMs(peer.pid);
     const holdMs = (3 * keepaliveSec + 2) * 1000;
     await sleep(holdMs);
-    const cpuHold = cpuMs(peer.pid) - holdStart;
+    const cpuHold = processCpuMs(peer.pid) - holdStart;
     const closedDuringHold = [...closed];
     const admin = await peer.admin();
     const counters = (await admin.get<{ counters: Record<string, number> }>('/v1/counters')).counters;
@@ -184,7 +180,7 @@ class VapBench {
     const batches: ReturnType<typeof make>[][] = [];
     for (let i = 0; i < total; i += batch) batches.push(Array.from({ length: Math.min(batch, total - i) }, (_, j) => make(i + j)));
     this.#progress(`uploading ${total} VCRs over ${connections} connections, ${batch} per UploadVcr`);
-    const cpuBefore = cpuMs(peer.pid);
+    const cpuBefore = processCpuMs(peer.pid);
     let next = 0;
     let accepted = 0;
     let refused = 0;
@@ -200,7 +196,7 @@ class VapBench {
       }),
     );
     const ms = performance.now() - start;
-    const cpu = cpuMs(peer.pid) - cpuBefore;
+    const cpu = processCpuMs(peer.pid) - cpuBefore;
     await Promise.all(clients.map((c) => c.close()));
     const stored = (await admin.get<{ counts: { terminating: number } }>('/v1/vcrs?limit=1')).counts.terminating;
     const rate = accepted / (ms / 1000);

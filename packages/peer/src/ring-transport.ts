@@ -1,8 +1,7 @@
 import { ImeError, decodeWire } from '@ime/core';
-import type { PeerId } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
 import { DEFAULT_MAX_FRAME_BYTES, type RpcClient } from '@ime/runtime';
 import { ime } from '@ime/wire';
+import { PeerIdCache } from './peer-id-cache.js';
 import { RING_WIRE_VERSION, type RingTransport } from './ring-types.js';
 
 /** The response body that answers each request body. */
@@ -17,8 +16,6 @@ const ANSWER: Readonly<Record<string, string>> = {
   rangeFetch: 'rangeFetch',
 };
 const REQUEST_BODIES = Object.keys(ANSWER);
-/** PeerIds are parsed once per peer (a base58 decode and a key parse); a ring has at most a few thousand. */
-const PEER_ID_CACHE_MAX = 8192;
 
 /**
  * Ring requests over the RPC layer: one kept stream per peer (RpcClient on RING_PROTOCOL). The
@@ -28,7 +25,7 @@ const PEER_ID_CACHE_MAX = 8192;
 export class RpcRingTransport implements RingTransport {
   readonly #client: RpcClient;
   readonly #maxResponseBytes: number;
-  readonly #peerIds = new Map<string, PeerId>();
+  readonly #peerIds = new PeerIdCache();
 
   readonly #onAnswer: ((peerId: string) => void) | undefined;
 
@@ -43,7 +40,7 @@ export class RpcRingTransport implements RingTransport {
     const body = REQUEST_BODIES.find((name) => (request as Record<string, unknown>)[name] != null);
     if (body === undefined) throw new ImeError('E_RING_REQUEST', 'a ring request needs a body');
     const payload = ime.v1.RingRequest.encode({ ...request, version: RING_WIRE_VERSION }).finish();
-    const bytes = await this.#client.request(this.#peer(peerId), payload, options);
+    const bytes = await this.#client.request(this.#peerIds.get(peerId), payload, options);
     this.#onAnswer?.(peerId);
     const response = decodeWire(ime.v1.RingResponse, bytes, this.#maxResponseBytes, `ring response from ${peerId}`);
     if (response.version !== RING_WIRE_VERSION) {
@@ -59,17 +56,4 @@ export class RpcRingTransport implements RingTransport {
     return response;
   }
 
-  #peer(id: string): PeerId {
-    let peer = this.#peerIds.get(id);
-    if (!peer) {
-      try {
-        peer = peerIdFromString(id);
-      } catch {
-        throw new ImeError('E_PEER_ID', `not a peer id: ${id.slice(0, 60)}`);
-      }
-      if (this.#peerIds.size >= PEER_ID_CACHE_MAX) this.#peerIds.clear();
-      this.#peerIds.set(id, peer);
-    }
-    return peer;
-  }
 }

@@ -20,9 +20,8 @@ import {
   encodeRequest,
   encodeResponse,
 } from '@ime/validator';
-import type { PeerId } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
+import { PeerIdCache } from './peer-id-cache.js';
 import type { PeerConfig } from './peer-config.js';
 import type { PeerVapService } from './vap-service.js';
 
@@ -32,8 +31,6 @@ import type { PeerVapService } from './vap-service.js';
  * delivers released routes to them over VAP. Everything it keeps (pools, learned routes, the
  * one-hour rule, VCRs) is in the peer's LevelDB, so a restart loses nothing.
  */
-
-const PEER_ID_CACHE_MAX = 8192;
 
 export interface ValidationServiceOptions {
   readonly db: Database;
@@ -70,7 +67,7 @@ export class ValidationService {
   readonly #o: ValidationServiceOptions;
   readonly #client: RpcClient;
   readonly #issuers = new TicketIssuers();
-  readonly #peerIds = new Map<string, PeerId>();
+  readonly #peerIds = new PeerIdCache();
   readonly pools: PoolStore;
   readonly routes: LearnedRouteStore;
   readonly schedule: ValidationSchedule;
@@ -214,13 +211,7 @@ export class ValidationService {
   }
 
   #sender(peerId: string): PvpSend {
-    let peer = this.#peerIds.get(peerId);
-    if (!peer) {
-      peer = peerIdFromString(peerId);
-      if (this.#peerIds.size >= PEER_ID_CACHE_MAX) this.#peerIds.clear();
-      this.#peerIds.set(peerId, peer);
-    }
-    const remote = peer;
+    const remote = this.#peerIds.get(peerId);
     return async (sessionId, body) => {
       const bytes = await this.#client.request(remote, encodeRequest({ sessionId, body }));
       const response = decodeResponse(bytes);

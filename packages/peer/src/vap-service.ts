@@ -96,6 +96,12 @@ const TLS_KEY = 'vap-tls';
 /** Routes per VAP push: a few hundred bytes each, well under the frame limit. */
 const ROUTES_PER_PUSH = 500;
 
+function routePushes(routes: readonly LearnedRoute[]): LearnedRoute[][] {
+  const pushes: LearnedRoute[][] = [];
+  for (let i = 0; i < routes.length; i += ROUTES_PER_PUSH) pushes.push(routes.slice(i, i + ROUTES_PER_PUSH));
+  return pushes;
+}
+
 /**
  * The certificate and key of this peer's encrypted VAP listeners: the operator's files when the
  * configuration names them, else a self-signed pair made once and kept in the database, so the
@@ -254,7 +260,7 @@ export class PeerVapService implements VapBackend {
   /** Pushes learned routes to every registered call manager of this enterprise; returns how many got them. */
   deliverRoutes(routes: readonly LearnedRoute[]): number {
     let sessions = 0;
-    for (let i = 0; i < routes.length; i += ROUTES_PER_PUSH) sessions = this.#servers?.pushRoutes(() => true, routes.slice(i, i + ROUTES_PER_PUSH)) ?? 0;
+    for (const push of routePushes(routes)) sessions = this.#servers?.pushRoutes(() => true, push) ?? 0;
     return sessions;
   }
 
@@ -293,7 +299,7 @@ export class PeerVapService implements VapBackend {
 
   onRegistered(session: VapSession): void {
     const routes = this.#learnedRoutes();
-    for (let i = 0; i < routes.length; i += ROUTES_PER_PUSH) session.pushRoutes(routes.slice(i, i + ROUTES_PER_PUSH));
+    for (const push of routePushes(routes)) session.pushRoutes(push);
   }
 
   async publishVservice(session: VapSession, vservice: Vservice): Promise<void> {

@@ -116,8 +116,8 @@ export class PvpTerminator {
 
   constructor(options: TerminatorOptions) {
     this.#o = options;
-    this.#policy = { ...DEFAULT_TERMINATOR_POLICY, ...options.policy };
-    this.#policy = { ...this.#policy, slots: Math.min(Math.max(1, this.#policy.slots), MAX_SLOTS), maxAttempts: Math.min(Math.max(1, this.#policy.maxAttempts), MAX_ATTEMPTS) };
+    const policy = { ...DEFAULT_TERMINATOR_POLICY, ...options.policy };
+    this.#policy = { ...policy, slots: Math.min(Math.max(1, policy.slots), MAX_SLOTS), maxAttempts: Math.min(Math.max(1, policy.maxAttempts), MAX_ATTEMPTS) };
     this.#now = options.now ?? Date.now;
   }
 
@@ -278,9 +278,9 @@ export class PvpTerminator {
     return { kind: 'result', nonce: sealed.nonce, sealed: sealed.sealed };
   }
 
-  #close(key: string, _session: Session, reason: string): void {
+  #close(key: string, session: Session, reason: string): void {
     this.#sessions.delete(key);
-    this.#o.onEvent?.({ kind: 'closed', peerId: _session.peerId, reason });
+    this.#o.onEvent?.({ kind: 'closed', peerId: session.peerId, reason });
   }
 
   #sweep(): void {
