@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { GLOBAL_OPTIONS, type OptionSpec, UsageError, parseOptions } from './args.js';
 import type { Command } from './command.js';
 import { demo } from './commands/demo.js';
+import { ringUp } from './commands/ring-up.js';
 import { ticketInspect, ticketIssue, ticketVerify } from './commands/ticket.js';
 import { RING_ADMIN_COMMANDS } from './commands/ring-admin.js';
 import { bootstrapStart, peerStart } from './commands/roles.js';
@@ -11,7 +12,7 @@ import { VAP_ADMIN_COMMANDS } from './commands/vap-admin.js';
 import { VALIDATOR_ADMIN_COMMANDS } from './commands/validator-admin.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, Output } from './output.js';
 
-export const COMMANDS: readonly Command[] = [demo, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...VALIDATOR_ADMIN_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
+export const COMMANDS: readonly Command[] = [demo, ringUp, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...VALIDATOR_ADMIN_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

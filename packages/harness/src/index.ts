@@ -2,3 +2,4 @@
 export * from './ports.js';
 export * from './member.js';
 export * from './ring-harness.js';
+export * from './cast.js';

@@ -23,7 +23,7 @@ export const roleOptions = [
   { name: 'format', type: 'string', valueName: 'yaml|json', description: 'format of --print-default-config (default yaml)' },
 ] as const;
 
-function waitForStop(signal: AbortSignal): Promise<void> {
+export function waitForStop(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
