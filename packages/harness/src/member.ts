@@ -35,12 +35,22 @@ function tail(file: string, lines = 15): string {
   return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
 }
 
+export interface MemberOptions {
+  /**
+   * A command the process is started through, e.g. `['ip', 'netns', 'exec', 'ns-a']` to run it inside
+   * a network namespace (test/multi-host.test.ts). The prefix must exec the member's command rather
+   * than fork it, so that the pid signalled by stop() and kill() is the member's own. Process mode only.
+   */
+  readonly launchPrefix?: readonly string[];
+}
+
 export class Member {
   readonly role: Role;
   readonly name: string;
   readonly mode: Mode;
   readonly configFile: string;
   readonly dir: string;
+  readonly launchPrefix: readonly string[];
   #ready: ReadyInfo | undefined;
   #child: ChildProcess | undefined;
   #exited: Promise<number | null> | undefined;
@@ -48,12 +58,16 @@ export class Member {
   #bootstrap: BootstrapServer | undefined;
   #admin: AdminClient | undefined;
 
-  constructor(role: Role, name: string, mode: Mode, configFile: string, dir: string) {
+  constructor(role: Role, name: string, mode: Mode, configFile: string, dir: string, options: MemberOptions = {}) {
     this.role = role;
     this.name = name;
     this.mode = mode;
     this.configFile = configFile;
     this.dir = dir;
+    this.launchPrefix = [...(options.launchPrefix ?? [])];
+    if (this.launchPrefix.length > 0 && mode !== 'process') {
+      throw new ImeError('E_HARNESS_MODE', `${name}: a launch prefix needs process mode (an in-process member shares this process's network)`);
+    }
   }
 
   get running(): boolean {
@@ -121,7 +135,8 @@ export class Member {
     // IME_HARNESS_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles or tunes member
     // processes: NODE_OPTIONS refuses such flags.
     const nodeArgs = (process.env.IME_HARNESS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
-    const child = spawn(process.execPath, [...nodeArgs, CLI, this.role, 'start', '--config', this.configFile, '--json'], {
+    const [command, ...args] = [...this.launchPrefix, process.execPath, ...nodeArgs, CLI, this.role, 'start', '--config', this.configFile, '--json'];
+    const child = spawn(command as string, args, {
       stdio: ['ignore', 'pipe', stderr],
       env: { ...process.env, IME_DEBUG: '1' },
     });

@@ -54,7 +54,7 @@ export interface RingHarnessOptions {
 }
 
 const FAST_PARAMETERS: RingParametersInput = { pollIntervalSec: 1 };
-const FAST_TUNING: PeerTuningInput = { pingIntervalMs: 300, pingMisses: 2, rpcTimeoutMs: 2000, antiEntropyIntervalSec: 30 };
+export const FAST_TUNING: PeerTuningInput = { pingIntervalMs: 300, pingMisses: 2, rpcTimeoutMs: 2000, antiEntropyIntervalSec: 30 };
 /** The callee's VCR arrives within a second of the caller's on loopback; production waits 30 s. */
 const FAST_VALIDATOR = { delaySec: 2 };
 
