@@ -13,3 +13,16 @@ describe('docs/CONFIGURATION.md', () => {
     expect(readFileSync(join(root, 'docs/CONFIGURATION.md'), 'utf8')).toBe(expected);
   });
 });
+
+describe('docs/OPERATIONS.md', () => {
+  it('holds the metrics and alerts tables the code generates, between its markers (run node scripts/ops-reference.mjs)', async () => {
+    const { operationsReference, withReference } = (await import(join(root, 'scripts/ops-reference.mjs'))) as {
+      operationsReference(): Promise<string>;
+      withReference(doc: string, region: string): string;
+    };
+    const doc = readFileSync(join(root, 'docs/OPERATIONS.md'), 'utf8');
+    // Only the generated region is compared: other sections of the file are written by hand.
+    expect(doc).toContain('<!-- BEGIN ops-reference');
+    expect(doc).toBe(withReference(doc, await operationsReference()));
+  });
+});

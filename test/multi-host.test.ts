@@ -167,7 +167,8 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
         bootstraps: [bootstrap.dialAddress],
         enrollmentTokenFile: 'enroll.token',
         tuning: FAST_TUNING,
-        validator: { delaySec: 2 },
+        // A validation that could not run is tried again every few seconds (production: 10 s doubling to 10 min).
+        validator: { delaySec: 2, retryAfterErrorSec: 2, retryAfterErrorMaxSec: 4 },
       });
       writeFileSync(join(p.dir, 'enroll.token'), `${token}\n`, { mode: 0o600 });
     }
@@ -252,7 +253,7 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
     expect((await summary('peer-initech')).healthReasons.join(' ')).toMatch(/live members/);
   }, 60_000);
 
-  it('during the cut, a validation toward initech fails cleanly with a code while globex still validates', async () => {
+  it('during the cut, a validation toward initech fails cleanly with a code and is kept for later, while globex still validates', async () => {
     const before = await counters('peer-acme');
     const initechVcrs = (await counters('peer-initech')).TerminatingVCRs ?? 0;
     const toInitech = await call(INITECH[1] as string);
@@ -262,9 +263,9 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
     expect(toGlobex.terminating.notified).toBe(true);
     await waitFor('initech\'s VCR of the call on its own peer', async () => (await counters('peer-initech')).TerminatingVCRs === initechVcrs + 1, 30_000, 250);
 
-    await waitFor('acme to finish both validations', async () => {
+    await waitFor('acme to try both validations', async () => {
       const done = (await validations()).filter((v) => v.called === INITECH[1] || v.called === GLOBEX[1]);
-      return done.length === 2;
+      return done.some((v) => v.called === INITECH[1]) && done.some((v) => v.called === GLOBEX[1]);
     }, 60_000, 250);
     const byNumber = new Map((await validations()).map((v) => [v.called, v]));
     expect(byNumber.get(GLOBEX[1] as string)).toEqual(expect.objectContaining({ domain: 'globex.example', outcome: 'success', released: 1 }));
@@ -283,17 +284,19 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
     expect(json.validations.find((v) => v.called === INITECH[1])).toEqual(expect.objectContaining({ outcome: 'error', code: byNumber.get(INITECH[1] as string)?.code }));
 
     const after = await counters('peer-acme');
-    expect(after.ValidationErrors).toBe((before.ValidationErrors ?? 0) + 1);
+    // Tried again every few seconds while the cut lasts, never counted as a failed proof; the call is
+    // kept (pending) rather than used up.
+    expect(after.ValidationErrors).toBeGreaterThanOrEqual((before.ValidationErrors ?? 0) + 1);
     expect(after.ValidationsSucceeded).toBe((before.ValidationsSucceeded ?? 0) + 1);
     expect(after.ValidationsFailed).toBe(before.ValidationsFailed ?? 0);
-    expect(after.ValidationsPending).toBe(0);
+    expect(after.ValidationsPending).toBe(1);
     const routes = (await acmeRoutes()).map((r) => r.number);
     expect(routes).toContain(GLOBEX[1]);
     expect(routes).not.toContain(INITECH[1]);
     expect(peerAcme.running).toBe(true);
   }, 90_000);
 
-  it('plugged back in, every peer is GREEN again and a new validation toward initech succeeds', async () => {
+  it('plugged back in, every peer is GREEN again; the kept call and a new one toward initech both validate', async () => {
     (lab as NetnsLab).heal('c');
     await waitFor('all three peers GREEN', async () => {
       const all = await Promise.all(['peer-acme', 'peer-globex', 'peer-initech'].map(summary));
@@ -301,9 +304,13 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
     }, 60_000, 250);
     const c = await call(INITECH[2] as string);
     expect(c.terminating.notified).toBe(true);
-    await waitFor('acme to learn the new initech route', async () => (await acmeRoutes()).some((r) => r.number === INITECH[2]), 60_000, 250);
+    await waitFor('acme to learn both initech routes', async () => {
+      const numbers = (await acmeRoutes()).map((r) => r.number);
+      return numbers.includes(INITECH[1] as string) && numbers.includes(INITECH[2] as string);
+    }, 60_000, 250);
     const routes = (await acmeRoutes()).map((r) => r.number).sort();
-    expect(routes).toEqual([...GLOBEX, INITECH[0], INITECH[2]].sort());
+    expect(routes).toEqual([...GLOBEX, ...INITECH].sort());
+    expect((await counters('peer-acme')).ValidationsPending).toBe(0);
     expect((await validations()).find((v) => v.called === INITECH[2])).toEqual(expect.objectContaining({ domain: 'initech.example', outcome: 'success' }));
   }, 90_000);
 });

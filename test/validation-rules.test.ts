@@ -121,7 +121,7 @@ describe('validation rules on a real ring', () => {
     ring = await RingHarness.start({
       peers: 7,
       mode: 'in-process',
-      validator: { delaySec: 0, toleranceSec: TOLERANCE_SEC, revalidateAfterSec: REVALIDATE_AFTER_SEC, terminatingPerMinute: 60, burst: 40 },
+      validator: { delaySec: 0, toleranceSec: TOLERANCE_SEC, revalidateAfterSec: REVALIDATE_AFTER_SEC, terminatingPerMinute: 60, burst: 40, retryAfterErrorSec: 1, retryAfterErrorMaxSec: 2 },
     });
     await ring.converge();
     const p = ring.peers;
@@ -340,6 +340,31 @@ describe('validation rules on a real ring', () => {
     await reconnect(g);
     await waitFor('G\'s routes pushed at registration', () => g.routes.length >= 2, 10_000);
     expect([...new Set(g.routes.map((r) => r.number))].sort()).toEqual(['+14155550301', '+14155550302']);
+  }, 120_000);
+
+  it('a claimant that cannot be reached: the call is kept, tried again, and validated once the claimant is back', async () => {
+    const [f, g] = [ent[5]!, ent[6]!];
+    const before = await countToward(g, f);
+    const errorsBefore = (await counters(g.peer)).ValidationErrors ?? 0;
+    // F holds its side of the call, then goes away before G validates.
+    const startMs = Date.now() - 2 * MINUTE;
+    await f.client.uploadVcrs([{ calling: '+19175551000', called: '+17185550003', startMs, stopMs: startMs + 61_000, direction: 'terminating', callId: 'unreachable-1' }]);
+    await f.client.close().catch(() => undefined);
+    await f.peer.stop();
+    await g.client.uploadVcrs([{ calling: '+19175551000', called: '+17185550003', startMs, stopMs: startMs + 61_000, direction: 'originating', callId: 'unreachable-1' }]);
+    const [first] = (await outcomes(g, f, before)) as [ValidationView & { retryAtMs?: number }];
+    expect(first).toEqual(expect.objectContaining({ called: '+17185550003', outcome: 'error', code: expect.stringMatching(/^E_/), retryAtMs: expect.any(Number) }));
+    const held = await counters(g.peer);
+    expect(held.ValidationErrors).toBeGreaterThan(errorsBefore);
+    expect(held.ValidationsPending).toBe(1);
+    expect(held.ValidationsAbandoned ?? 0).toBe(0);
+
+    await f.peer.start();
+    await reconnect(f);
+    await waitFor('G to validate the kept call once F is back', async () => (await validations(g)).some((v) => v.called === '+17185550003' && v.outcome === 'success'), 60_000, 250);
+    expect((await counters(g.peer)).ValidationsPending).toBe(0);
+    // The call was used once: F marked its VCR used, and the number now falls under the one-hour rule.
+    expect((await validations(g)).filter((v) => v.called === '+17185550003' && v.outcome === 'success')).toHaveLength(1);
   }, 120_000);
 
   it('a ticket password change raises TicketPasswordChanged; tickets of the old epoch verify during the grace period only', async () => {

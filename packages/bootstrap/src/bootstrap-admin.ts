@@ -44,6 +44,7 @@ function integerField(b: Record<string, unknown>, key: string): number | undefin
 
 export function registerBootstrapAdminRoutes(admin: AdminServer, server: BootstrapServer): void {
   admin
+    .addOperationsRoutes()
     .addRoute({ method: 'GET', path: '/v1/summary', handler: () => server.summary() })
     .addRoute({ method: 'GET', path: '/v1/peerid', handler: () => ({ peerId: server.peerId }) })
     .addRoute({

@@ -37,6 +37,11 @@ export const bootstrapConfigSchema = defineConfigSchema({
     maxItems: 8,
     description: 'Addresses peers should dial (e.g. the public address behind NAT); empty means the listen addresses. Published in the configuration\'s bootstrap list.',
   },
+  identityKeyFile: {
+    type: 'path',
+    description:
+      "PEM file (PKCS#8) holding this bootstrap's Ed25519 libp2p key, made by `ime bootstrap identity --key FILE --create` (or `openssl genpkey -algorithm ed25519`). Its PeerId is known before the first start, so peers' and other bootstraps' configuration files can name it. Default: a key made on first start and kept in the database.",
+  },
   admin: adminConfigField('127.0.0.1:9621'),
   log: logConfigField,
   ringName: {

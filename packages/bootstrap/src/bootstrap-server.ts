@@ -27,6 +27,7 @@ import {
   createLogger,
   createRingHost,
   openDatabase,
+  readIdentityKeyFile,
   serveRpc,
   silentLogger,
 } from '@ime/runtime';
@@ -302,6 +303,7 @@ export class BootstrapServer {
       await server.#issue(false);
       const admin = new AdminServer({
         listen: config.admin.listen,
+        allowNonLoopback: config.admin.allowRemote,
         tokenFile: server.tokenFile,
         log: log.child('admin'),
         audit: new AuditLog(join(config.dataDir, 'audit.log')),
@@ -891,7 +893,8 @@ export async function prepareBootstrap(config: BootstrapConfig, options: Bootstr
 }
 
 async function prepareState(db: Database, config: BootstrapConfig, now: () => number, log: Logger): Promise<BootstrapState> {
-  const state = await BootstrapState.open(db, { now });
+  const identity = config.identityKeyFile === undefined ? undefined : await readIdentityKeyFile(config.identityKeyFile);
+  const state = await BootstrapState.open(db, { now, ...(identity === undefined ? {} : { identity }) });
   if (!state.hasAuthority) {
     if (config.importState !== undefined) {
       await state.importState(await readStateFile(config.importState));

@@ -171,9 +171,12 @@ export class BootstrapState {
     this.peerId = peerIdFromPrivateKey(identity).toString();
   }
 
-  /** Loads the state (creating the libp2p identity on first use). The authority may still be missing. */
-  static async open(db: Database, options: { now?: () => number } = {}): Promise<BootstrapState> {
-    const identity = await loadOrCreateIdentity(db);
+  /**
+   * Loads the state (creating the libp2p identity on first use, or taking `identity`, the key of
+   * `identityKeyFile`). The authority may still be missing.
+   */
+  static async open(db: Database, options: { now?: () => number; identity?: PrivateKey } = {}): Promise<BootstrapState> {
+    const identity = await loadOrCreateIdentity(db, options.identity);
     const state = new BootstrapState(db, identity, options.now ?? Date.now);
     await state.#load();
     return state;

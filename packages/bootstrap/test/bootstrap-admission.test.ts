@@ -3,16 +3,7 @@ import { admissionOf } from '@ime/admission';
 import { ImeError } from '@ime/core';
 import type { BootstrapServer } from '../src/bootstrap-server.js';
 import { TestPeer, removeTempDirs, rosterIds, startBootstrap, verifyConfiguration } from './bootstrap-fixture.js';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+import { rejectionCode as codeOf } from '../../core/test/helpers.js';
 
 describe('manual admission', () => {
   let bootstrap: BootstrapServer;

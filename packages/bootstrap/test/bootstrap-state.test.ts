@@ -8,16 +8,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { bootstrapConfigFrom, bootstrapConfigSchema, checkBootstrapConfig } from '../src/bootstrap-config.js';
 import { BootstrapState, type EnrollmentValue, compareStamps, nextConfigurationSequence } from '../src/bootstrap-state.js';
 import { removeTempDirs, tempDir } from './bootstrap-fixture.js';
-
-async function codeOf(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+import { rejectionCode as codeOf } from '../../core/test/helpers.js';
 
 const dbs: Database[] = [];
 async function openState(now?: () => number): Promise<BootstrapState> {

@@ -8,16 +8,7 @@ import { ime } from '@ime/wire';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { BootstrapServer, prepareBootstrap } from '../src/bootstrap-server.js';
 import { TestPeer, freePort, removeTempDirs, rosterIds, startBootstrap, tempDir, testConfig, verifyConfiguration, waitFor } from './bootstrap-fixture.js';
-
-async function refusalCode(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return (err as ImeError).code;
-  }
-  throw new Error('expected a refusal');
-}
+import { rejectionCode as refusalCode } from '../../core/test/helpers.js';
 
 describe('two bootstraps of one ring', () => {
   let a: BootstrapServer;

@@ -6,13 +6,16 @@ import { ringUp } from './commands/ring-up.js';
 import { ticketInspect, ticketIssue, ticketVerify } from './commands/ticket.js';
 import { RING_ADMIN_COMMANDS } from './commands/ring-admin.js';
 import { bootstrapStart, peerStart } from './commands/roles.js';
+import { bootstrapIdentity } from './commands/bootstrap-identity.js';
 import { CM_COMMANDS } from './commands/cm.js';
 import { PSTN_COMMANDS } from './commands/pstn.js';
 import { VAP_ADMIN_COMMANDS } from './commands/vap-admin.js';
 import { VALIDATOR_ADMIN_COMMANDS } from './commands/validator-admin.js';
+import { BACKUP_COMMANDS } from './commands/backup.js';
+import { OPS_COMMANDS } from './commands/ops.js';
 import { type CliIo, EXIT_OK, EXIT_USAGE, Output } from './output.js';
 
-export const COMMANDS: readonly Command[] = [demo, ringUp, bootstrapStart, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...VALIDATOR_ADMIN_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
+export const COMMANDS: readonly Command[] = [demo, ringUp, bootstrapStart, bootstrapIdentity, peerStart, ...RING_ADMIN_COMMANDS, ...VAP_ADMIN_COMMANDS, ...VALIDATOR_ADMIN_COMMANDS, ...BACKUP_COMMANDS, ...OPS_COMMANDS, ...CM_COMMANDS, ...PSTN_COMMANDS, ticketIssue, ticketVerify, ticketInspect];
 
 export function cliVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -108,10 +108,18 @@ describe('ime (in process)', () => {
     expect((await ime('ticket', 'inspect', '--ticket', 'garbage!')).stderr).toContain('E_TICKET_MALFORMED');
   });
 
-  it('runs the offline demo and reports its summary', async () => {
+  it('plays the demo story and reports the summary INTERFACES.md lists', async () => {
     const r = await ime('demo', '--json');
     expect(r.status).toBe(0);
-    expect(lastJson(r.stdout)).toMatchObject({ ok: true, ticketChecks: { accepted: 1, refused: 3 } });
+    expect(lastJson(r.stdout)).toMatchObject({
+      ok: true,
+      peers: 4,
+      didsPublished: 999 + 1000 + 99,
+      pstnCalls: 8,
+      validations: { succeeded: 7, failed: 1 },
+      routesLearned: 6,
+      ticketChecks: { accepted: 6, refused: 3 },
+    });
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
-  });
+  }, 150_000);
 });

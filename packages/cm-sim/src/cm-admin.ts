@@ -9,6 +9,7 @@ import type { CallManagerSimulator } from './cm-simulator.js';
  */
 export function registerCmAdminRoutes(admin: AdminServer, cm: CallManagerSimulator): void {
   admin
+    .addOperationsRoutes()
     .addRoute({ method: 'GET', path: '/v1/status', handler: () => cm.status() })
     .addRoute({ method: 'GET', path: '/v1/routes', handler: () => ({ routes: cm.routes() }) })
     .addRoute({
@@ -29,7 +30,10 @@ export function registerCmAdminRoutes(admin: AdminServer, cm: CallManagerSimulat
   registerPstnEventRoute(admin, cm);
 }
 
-/** `POST /v1/pstn/events`: a call the PSTN switch reports. */
+/**
+ * `POST /v1/pstn/events`: a call the PSTN switch reports. Audited where the listener keeps an audit
+ * log (the admin API, where an operator replays one); the switch's own callback listener keeps none.
+ */
 export function registerPstnEventRoute(server: AdminServer, cm: CallManagerSimulator): void {
-  server.addRoute({ method: 'POST', path: '/v1/pstn/events', handler: ({ body }) => cm.handlePstnEvent(body) });
+  server.addRoute({ method: 'POST', path: '/v1/pstn/events', audit: 'cm-pstn-event', handler: ({ body }) => cm.handlePstnEvent(body) });
 }

@@ -128,6 +128,12 @@ export const cmConfigSchema = defineConfigSchema({
         default: '127.0.0.1:0',
         description: 'host:port where the switch delivers call notifications (its own token, not the admin token); port 0 picks a free one.',
       },
+      callbackUrl: {
+        type: 'string',
+        pattern: 'https?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}',
+        description:
+          'Base URL the switch reaches callbackListen at, when that is not the listen address itself (in a container: http://cm-acme:9624); default the address listened on. Setting it allows callbackListen on a non-loopback address such as 0.0.0.0.',
+      },
     },
   },
   vcrQueueMax: { type: 'integer', default: 10_000, min: 1, max: 1_000_000, description: 'VCRs kept while the IME server is unreachable; beyond this the oldest are dropped (counted).' },
@@ -204,6 +210,10 @@ export function checkCmConfig(config: CmConfig): CmSettings {
   }
   if ((config.pstn.admin === undefined) !== (config.pstn.tokenFile === undefined)) {
     throw new ImeError('E_CONFIG_MISSING', 'call manager configuration: pstn.admin and pstn.tokenFile go together', { key: config.pstn.admin === undefined ? 'pstn.admin' : 'pstn.tokenFile' });
+  }
+  // The URL is announced to the switch before anything listens, so it cannot follow a picked port.
+  if (config.pstn.callbackUrl !== undefined && /:0+$/.test(config.pstn.callbackListen)) {
+    throw range('pstn.callbackListen', 'needs a fixed port when pstn.callbackUrl is set');
   }
 
   const uuidHex = derivedHex(`sip-uri:${config.name}`, 32);

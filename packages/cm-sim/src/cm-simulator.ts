@@ -165,12 +165,20 @@ export class CallManagerSimulator {
     });
     this.#admin = new AdminServer({
       listen: config.admin.listen,
+      allowNonLoopback: config.admin.allowRemote,
       tokenFile: this.adminTokenFile,
       log: log.child('admin'),
       audit: new AuditLog(join(config.dataDir, 'audit.log')),
     });
     // The switch gets its own listener and token: the admin token would let it change everything.
-    this.#events = new AdminServer({ listen: config.pstn.callbackListen, tokenFile: this.#callbackTokenFile, log: log.child('pstn') });
+    // A callback URL names where the switch reaches this listener from elsewhere (another container):
+    // only then may it listen beyond loopback.
+    this.#events = new AdminServer({
+      listen: config.pstn.callbackListen,
+      allowNonLoopback: config.pstn.callbackUrl !== undefined,
+      tokenFile: this.#callbackTokenFile,
+      log: log.child('pstn'),
+    });
   }
 
   /** Starts the admin API, attaches to the PSTN switch when configured, and begins connecting. */
@@ -222,7 +230,8 @@ export class CallManagerSimulator {
       this.#adminUrl = (await this.#admin.start()).url;
       // A fresh callback token at each start: a switch holding an old one can no longer post.
       await rm(this.#callbackTokenFile, { force: true });
-      this.#callbackUrl = `${(await this.#events.start()).url}/v1/pstn/events`;
+      const listening = (await this.#events.start()).url;
+      this.#callbackUrl = `${this.#config.pstn.callbackUrl ?? listening}/v1/pstn/events`;
       const pstn = this.#config.pstn;
       if (pstn.admin !== undefined && pstn.tokenFile !== undefined) {
         this.#pstn = await attachPstnLine({

@@ -17,6 +17,8 @@ import {
 } from '@ime/vap';
 import { CallManagerSimulator } from '../src/cm-simulator.js';
 import { cmConfigSchema } from '../src/cm-config.js';
+import { rejectionCode as codeOf } from '../../core/test/helpers.js';
+export { codeOf };
 
 /**
  * A real VAP server on 127.0.0.1 with a small backend that records what call managers publish and
@@ -157,12 +159,3 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
   }
 }
 
-export async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof ImeError)) throw err;
-    return err.code;
-  }
-  throw new Error('expected a refusal');
-}

@@ -22,15 +22,23 @@ export function expectSafeMessage(err: ImeError, maxLength = 300): void {
   expect(err.message).not.toContain('\n');
 }
 
-/** Awaits `promise`, expects it to reject with an ImeError, and returns the error. */
-export async function rejected(promise: Promise<unknown>): Promise<ImeError> {
+/**
+ * Awaits `attempt` (a promise, or a function run and awaited), expects it to fail with an ImeError,
+ * and returns the error.
+ */
+export async function rejected(attempt: Promise<unknown> | (() => unknown)): Promise<ImeError> {
   let caught: unknown;
   try {
-    await promise;
+    await (typeof attempt === 'function' ? attempt() : attempt);
   } catch (err) {
     caught = err;
   }
   if (caught === undefined) throw new Error('expected an ImeError rejection, but the promise resolved');
   expect(caught).toBeInstanceOf(ImeError);
   return caught as ImeError;
+}
+
+/** The code of the ImeError `attempt` fails with (see `rejected`). */
+export async function rejectionCode(attempt: Promise<unknown> | (() => unknown)): Promise<string> {
+  return (await rejected(attempt)).code;
 }

@@ -3,6 +3,7 @@ import { type AdminServer, PROMETHEUS_CONTENT_TYPE, rawResponse } from '@ime/run
 import type { PeerNode } from './peer-node.js';
 import { registerVapAdminRoutes } from './vap-admin.js';
 import { registerValidatorAdminRoutes } from './validator-admin.js';
+import { registerPeerBackupRoutes } from './peer-backup-service.js';
 
 /**
  * The peer's admin API (what `ime show …`, `ime utils …` call). Read-only routes need only the token;
@@ -41,8 +42,10 @@ function objectBody(body: unknown): Record<string, unknown> {
 }
 
 export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): void {
+  admin.addOperationsRoutes();
   registerVapAdminRoutes(admin, () => node.vap);
   registerValidatorAdminRoutes(admin, () => node.validation, (peerId) => node.memberDomain(peerId));
+  registerPeerBackupRoutes(admin, node);
   admin
     .addRoute({ method: 'GET', path: '/v1/dht/summary', handler: () => node.summary() })
     .addRoute({
@@ -58,6 +61,23 @@ export function registerPeerAdminRoutes(admin: AdminServer, node: PeerNode): voi
     })
     .addRoute({ method: 'GET', path: '/v1/bootstrap', handler: () => ({ bootstraps: node.bootstraps() }) })
     .addRoute({ method: 'GET', path: '/v1/addressing', handler: () => node.addressing() })
+    .addRoute({
+      method: 'PUT',
+      path: '/v1/addressing/publicipaddrv4',
+      audit: 'set-publicipaddrv4',
+      handler: async ({ body }) => {
+        const b = objectBody(body);
+        if (!('address' in b)) throw badRequest('the body must be {"address": "65.65.65.65"} or {"address": null}');
+        return node.setPublicIpv4(b.address);
+      },
+    })
+    .addRoute({ method: 'GET', path: '/v1/customerinfo', handler: () => ({ customerInfo: node.settings.customerInfo }) })
+    .addRoute({
+      method: 'PUT',
+      path: '/v1/customerinfo',
+      audit: 'set-customerinfo',
+      handler: async ({ body }) => ({ customerInfo: await node.settings.setCustomerInfo(objectBody(body)) }),
+    })
     .addRoute({ method: 'GET', path: '/v1/ring/members', handler: () => ({ members: node.members() }) })
     .addRoute({ method: 'GET', path: '/v1/connections', handler: () => ({ connections: node.connections() }) })
     .addRoute({ method: 'GET', path: '/v1/counters', handler: () => ({ counters: node.counters.snapshot() }) })

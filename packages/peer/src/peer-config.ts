@@ -80,6 +80,8 @@ export const peerConfigSchema = defineConfigSchema({
       revalidateAfterSec: { type: 'integer', default: 3600, min: 1, max: 604_800, description: 'The one-hour rule: a called number is validated at most once per this interval (guide L270–L273).' },
       delaySec: { type: 'integer', default: 30, min: 0, max: 3600, description: "How long an originating VCR waits before its validation, so that the callee's call manager has uploaded its own VCR." },
       concurrency: { type: 'integer', default: 8, min: 1, max: 256, description: 'Validations run at once.' },
+      retryAfterErrorSec: { type: 'integer', default: 10, min: 1, max: 3600, description: 'A validation that could not run (the claimant unreachable, a protocol error) keeps its VCR and is tried again after this long, doubling on each error up to retryAfterErrorMaxSec, until the call is older than the VCR retention.' },
+      retryAfterErrorMaxSec: { type: 'integer', default: 600, min: 1, max: 86_400, description: 'Longest wait between two tries of a validation that could not run.' },
       slots: { type: 'integer', default: 3, min: 1, max: 8, description: 'Candidate calls the terminating side tries per attempt (padded with dummies, so the answer never says how many it holds).' },
       maxAttempts: { type: 'integer', default: 6, min: 1, max: 8, description: 'Key exchanges per validation (time cells around the call times, then the start time alone).' },
       pendingHighWatermark: { type: 'integer', default: 100, min: 1, max: 1_000_000, description: 'ValidationsPending above this raises ValidationsPendingExceeded (guide L9527).' },

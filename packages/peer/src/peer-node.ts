@@ -53,8 +53,10 @@ import { RpcRingTransport } from './ring-transport.js';
 import type { RingLog } from './ring-types.js';
 import { LiveRingView } from './ring-view.js';
 import { ValidationService } from './validation-service.js';
+import { PeerSettings, publicRingAddresses } from './peer-settings.js';
 import { PeerVapService, loadVapTls } from './vap-service.js';
 import { VcrStore } from '@ime/validator';
+import { recoverInterruptedRestore } from './peer-backup-files.js';
 
 /**
  * A ring peer (SPEC §3–§4): enrolls with a bootstrap, keeps the signed configuration current, admits
@@ -143,12 +145,24 @@ function withoutPeerId(address: string): string {
   return address.replace(/\/p2p\/[^/]+$/, '');
 }
 
+/**
+ * What the bootstrap records for this peer, and so what other peers dial: the public IPv4 set with
+ * `set addressing publicipaddrv4` first, then the configured announce list or the listen addresses.
+ */
+function announcedAddresses(config: PeerConfig, host: Libp2p, settings: PeerSettings): string[] {
+  const listen = host.getMultiaddrs().map((a) => withoutPeerId(a.toString()));
+  const own = config.announce.length > 0 ? config.announce : listen;
+  return [...new Set([...publicRingAddresses(settings.publicIpv4, listen), ...own])].slice(0, 8);
+}
+
 export class PeerNode {
   readonly peerId: string;
   readonly name: string;
   readonly domain: string;
   readonly counters: Counters;
   readonly alerts: Alerts;
+  /** Customer information and the public address, kept in the database. */
+  readonly settings: PeerSettings;
   readonly #transport: RpcRingTransport;
   readonly #config: PeerConfig;
   readonly #log: Logger;
@@ -171,6 +185,12 @@ export class PeerNode {
   #validation: ValidationService | undefined;
   #adminUrl = '';
   #stopped = false;
+  /** How this peer was started, so that a restore can start it again in this process (restartWith). */
+  #startOptions: PeerNodeOptions = {};
+  #auditLog: AuditLog | undefined;
+  /** The peer that replaced this one after a restore: `current` and `stop()` follow it. */
+  #successor: PeerNode | undefined;
+  #restarting: Promise<PeerNode> | undefined;
   #lastMotd = '';
   #health: Health = { level: 0, name: 'RED', reasons: ['starting'] };
 
@@ -194,6 +214,7 @@ export class PeerNode {
     alerts: Alerts;
     counters: Counters;
     transport: RpcRingTransport;
+    settings: PeerSettings;
   }) {
     this.#config = parts.config;
     this.name = parts.config.name;
@@ -217,6 +238,7 @@ export class PeerNode {
     this.alerts = parts.alerts;
     this.counters = parts.counters;
     this.#transport = parts.transport;
+    this.settings = parts.settings;
   }
 
   /** Starts a peer from its configuration; resolves once it listens, is enrolled and serves. */
@@ -225,10 +247,12 @@ export class PeerNode {
     const now = options.now ?? Date.now;
     const bootstraps = parseBootstraps(config.bootstraps);
     const dataDir = config.dataDir;
+    recoverInterruptedRestore(dataDir);
     const db = await openDatabase(join(dataDir, 'db'));
     const cleanup: (() => Promise<unknown> | unknown)[] = [() => db.close()];
     try {
       const privateKey = await loadOrCreateIdentity(db);
+      const settings = await PeerSettings.open(db);
       const self = peerIdFromPublicKey(privateKey.publicKey).toString();
       const alerts = new Alerts({ log: log.child('alerts') });
       const bootstrapIds = new Set(bootstraps.map((b) => b.peerId));
@@ -283,9 +307,7 @@ export class PeerNode {
       current = () => configSync.current;
       if (enrollment) await configSync.load();
 
-      const addresses = (): string[] =>
-        (config.announce.length > 0 ? config.announce : host.getMultiaddrs().map((a) => withoutPeerId(a.toString()))).slice(0, 8);
-      const request = { peerId: self, domain: config.domain.toLowerCase(), contact: config.contact, addresses: addresses(), softwareVersion: PEER_SOFTWARE_VERSION };
+      const request = { peerId: self, domain: config.domain.toLowerCase(), contact: config.contact, addresses: announcedAddresses(config, host, settings), softwareVersion: PEER_SOFTWARE_VERSION };
       if (!enrollment) {
         const tokenFile = config.enrollmentTokenFile;
         if (!tokenFile) {
@@ -403,11 +425,13 @@ export class PeerNode {
         now,
       });
 
+      const auditLog = new AuditLog(join(dataDir, 'audit.log'));
       const admin = new AdminServer({
         listen: config.admin.listen,
+        allowNonLoopback: config.admin.allowRemote,
         tokenFile: config.admin.tokenFile ?? join(dataDir, 'admin.token'),
         log: log.child('admin'),
-        audit: new AuditLog(join(dataDir, 'audit.log')),
+        audit: auditLog,
       });
       const node = new PeerNode({
         config,
@@ -429,7 +453,10 @@ export class PeerNode {
         alerts,
         counters,
         transport,
+        settings,
       });
+      node.#startOptions = options;
+      node.#auditLog = auditLog;
       node.#wire(membersOf, isAllowed);
       const vcrs = await VcrStore.open({ db, now, retentionMs: config.vap.vcrRetentionHours * 3600 * 1000 });
       const vapTls = await loadVapTls(db, config.vap, `${config.name}.${node.domain}`);
@@ -633,16 +660,40 @@ export class PeerNode {
   async #renewIfDue(): Promise<void> {
     const info = this.#enrollment?.info;
     if (!info || daysUntilExpiry(info, this.#now()) >= RENEW_BEFORE_DAYS) return;
+    await this.#refreshEnrollment();
+  }
+
+  /** A refresh tells a bootstrap this peer's current addresses and renews a certificate near expiry. */
+  async #refreshEnrollment(): Promise<void> {
     const result = await enroll({
       db: this.#db,
       rpc: this.#rpc.enroll,
       bootstraps: this.#bootstraps.map((b) => b.peerId),
-      request: { peerId: this.peerId, domain: this.domain, contact: this.#config.contact, addresses: this.addresses(), softwareVersion: PEER_SOFTWARE_VERSION },
+      request: { peerId: this.peerId, domain: this.domain, contact: this.#config.contact, addresses: announcedAddresses(this.#config, this.#host, this.settings), softwareVersion: PEER_SOFTWARE_VERSION },
       nowMs: this.#now(),
     });
     this.#enrollment = result.enrollment;
     if (result.configuration) await this.#configSync.accept(result.configuration, 1, undefined);
   }
+
+  /**
+   * `set addressing publicipaddrv4` (null removes it): kept in the database, and a bootstrap is told
+   * at once so that the next signed roster carries the address to every peer. When no bootstrap
+   * answers, the change stays kept and is announced at the next start or renewal.
+   */
+  async setPublicIpv4(value: unknown): Promise<{ publicIpAddrV4: string | null; previous: string | null; announced: boolean; addresses: string[]; code?: string }> {
+    const previous = (await this.settings.setPublicIpv4(value)) ?? null;
+    const view = { publicIpAddrV4: this.settings.publicIpv4 ?? null, previous, addresses: announcedAddresses(this.#config, this.#host, this.settings) };
+    try {
+      await this.#refreshEnrollment();
+      return { ...view, announced: true };
+    } catch (err) {
+      const code = isImeError(err) ? err.code : 'E_INTERNAL';
+      this.#log.child('enroll').warn('the new public address could not be announced to a bootstrap yet', { code, message: (err as Error).message });
+      return { ...view, announced: false, code };
+    }
+  }
+
 
   /** The validator: pools, learned routes, both sides of the validation exchange. */
   get validation(): ValidationService {
@@ -713,15 +764,18 @@ export class PeerNode {
     return this.#bootstraps.map((b) => ({ peerId: b.peerId, address: b.address, lastAnswered: b.peerId === last }));
   }
 
-  addressing(): { dhtPort: number | null; validatorPort: number; listen: string[]; announce: string[] } {
+  addressing(): { publicIpAddrV4: string | null; dhtPort: number | null; validatorPort: number; listen: string[]; announce: string[]; announced: string[] } {
     const port = this.addresses()
       .map((a) => /\/tcp\/(\d+)/.exec(a)?.[1])
       .find((p) => p !== undefined);
     return {
+      publicIpAddrV4: this.settings.publicIpv4 ?? null,
       dhtPort: port === undefined ? null : Number(port),
       validatorPort: this.#config.validatorPort,
       listen: this.addresses(),
       announce: [...this.#config.announce],
+      // What the bootstrap records and other peers dial.
+      announced: announcedAddresses(this.#config, this.#host, this.settings),
     };
   }
 
@@ -865,7 +919,69 @@ export class PeerNode {
     return peerIdFromString(id);
   }
 
+  /** The configuration this peer runs with (a backup carries it). */
+  get configuration(): PeerConfig {
+    return this.#config;
+  }
+
+  /** The audit log of administrative changes (`<dataDir>/audit.log`). */
+  get auditLog(): AuditLog {
+    return this.#auditLog as AuditLog;
+  }
+
+  /**
+   * Every key and value of the peer's database as of this call: a LevelDB iterator reads from a
+   * snapshot, so a backup taken while the peer runs is consistent. Close it when done.
+   */
+  stateIterator(): { nextv(size: number): Promise<[Uint8Array, Uint8Array][]>; close(): Promise<void> } {
+    return this.#db.iterator();
+  }
+
+  /**
+   * A restore (peer-backup-service.ts): stops this peer completely, runs `change.apply()` while
+   * nothing holds the data dir, and starts the peer again in this process from the same
+   * configuration. If the changed state does not start, `change.undo()` puts the old one back and
+   * that is started instead, and the start error is thrown. Whoever holds this object keeps a
+   * working handle: `current` is the running peer and `stop()` stops it.
+   */
+  restartWith(change: { apply(): Promise<void>; undo(): Promise<void> }): Promise<PeerNode> {
+    if (this.#successor) return this.#successor.restartWith(change);
+    if (this.#restarting || this.#stopped) return Promise.reject(new ImeError('E_RESTORE_BUSY', 'this peer is already stopping or restarting'));
+    this.#restarting = this.#restartAround(change);
+    return this.#restarting;
+  }
+
+  async #restartAround(change: { apply(): Promise<void>; undo(): Promise<void> }): Promise<PeerNode> {
+    await this.#stopServices();
+    try {
+      await change.apply();
+      this.#successor = await PeerNode.start(this.#config, this.#startOptions);
+      return this.#successor;
+    } catch (err) {
+      await change.undo();
+      try {
+        this.#successor = await PeerNode.start(this.#config, this.#startOptions);
+      } catch (again) {
+        this.#log.error('the peer could not start again after a failed restore: it is stopped', { message: (again as Error).message });
+        throw new ImeError('E_RESTORE_RESTART', `the restored state did not start (${(err as Error).message}) and the previous state did not start again (${(again as Error).message}): the peer is stopped`);
+      }
+      throw err;
+    }
+  }
+
+  /** The running peer: this one, or the one a restore started in its place. */
+  get current(): PeerNode {
+    return this.#successor?.current ?? this;
+  }
+
   async stop(): Promise<void> {
+    // A restart in progress finishes first, so that the peer it starts is the one stopped.
+    await this.#restarting?.catch(() => undefined);
+    if (this.#successor) return this.#successor.stop();
+    await this.#stopServices();
+  }
+
+  async #stopServices(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);

@@ -136,6 +136,8 @@ export class ValidationService {
       windowMs: config.windowSec * 1000,
       cellMs,
       delayMs: config.delaySec * 1000,
+      retryAfterErrorMs: config.retryAfterErrorSec * 1000,
+      retryAfterErrorMaxMs: Math.max(config.retryAfterErrorSec, config.retryAfterErrorMaxSec) * 1000,
       concurrency: config.concurrency,
       now,
     });

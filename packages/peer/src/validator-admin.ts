@@ -50,6 +50,7 @@ export function registerValidatorAdminRoutes(admin: AdminServer, validation: () 
       // Runs due validations now instead of at the next tick (operators after a backlog, tests).
       method: 'POST',
       path: '/v1/validator/run',
+      audit: 'run-validations',
       handler: async () => ({ processed: await validation().originator.runDue() }),
     });
 }

@@ -8,6 +8,7 @@ import type { PstnSwitch } from './pstn-switch.js';
  */
 export function registerPstnAdminRoutes(admin: AdminServer, sw: PstnSwitch): void {
   admin
+    .addOperationsRoutes()
     .addRoute({ method: 'GET', path: '/v1/lines', handler: () => ({ lines: sw.lines() }) })
     .addRoute({ method: 'POST', path: '/v1/lines', audit: 'pstn-attach', handler: ({ body }) => sw.attach(body) })
     .addRoute({

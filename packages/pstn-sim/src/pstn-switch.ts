@@ -89,6 +89,7 @@ export class PstnSwitch {
     this.counters.gauge('PstnLinesAttached', 'Call managers attached to the switch', () => this.#lines.size);
     this.#admin = new AdminServer({
       listen: config.admin.listen,
+      allowNonLoopback: config.admin.allowRemote,
       tokenFile: this.adminTokenFile,
       log: this.#log.child('admin'),
       audit: new AuditLog(join(config.dataDir, 'audit.log')),

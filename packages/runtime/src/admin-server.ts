@@ -7,9 +7,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { ImeError, isImeError } from '@ime/core';
 import { readAdminTokenFile } from './admin-client.js';
-import type { AuditLog } from './audit.js';
-import type { Logger } from './logger.js';
-import { silentLogger } from './logger.js';
+import { type AuditLog, MAX_AUDIT_TAIL } from './audit.js';
+import type { LogLevel, Logger } from './logger.js';
+import { LOG_LEVELS, isLogLevel, silentLogger } from './logger.js';
 
 /**
  * The local admin HTTP API of every running component (SPEC §8). Bound to loopback unless the
@@ -183,6 +183,62 @@ export class AdminServer {
     }
     this.#routes.push(compiled);
     return this;
+  }
+
+  /**
+   * The operations routes every role shares (SPEC §8), defined once here:
+   *  - `GET /v1/log/levels`: the default level, per-module levels and the modules that exist;
+   *  - `PUT /v1/log/levels` `{"level":"debug","module":"ring"}` (audited): changes a level while
+   *    running, for the whole component (`level: null` with a module returns it to the default);
+   *  - `GET /v1/audit?last=N`: the last entries of the audit log.
+   * A role calls this on its administrative listener only; other listeners of the same process
+   * (the call manager's PSTN callback) must not offer them.
+   */
+  addOperationsRoutes(): this {
+    const log = this.#log;
+    const levels = () => ({ ...log.levels(), known: log.knownModules() });
+    return this.addRoute({ method: 'GET', path: '/v1/log/levels', handler: levels })
+      .addRoute({
+        method: 'PUT',
+        path: '/v1/log/levels',
+        audit: 'set-log-level',
+        handler: ({ body }) => {
+          if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+            throw new ImeError('E_ADMIN_BAD_REQUEST', 'the body must be {"level": LEVEL} or {"level": LEVEL|null, "module": MODULE}');
+          }
+          const b = body as Record<string, unknown>;
+          const unknown = Object.keys(b).find((k) => k !== 'level' && k !== 'module');
+          if (unknown !== undefined) throw new ImeError('E_ADMIN_BAD_REQUEST', `unknown field ${JSON.stringify(unknown.slice(0, 40))} (allowed: level, module)`);
+          const previous = log.levels();
+          // null returns a module to the default; the default itself always has a level.
+          const reset = b.level === null && b.module !== undefined;
+          if (!reset && !isLogLevel(b.level)) throw new ImeError('E_LOG_LEVEL', `unknown log level (use one of ${LOG_LEVELS.join(', ')})`);
+          if (b.module === undefined) {
+            log.setLevel(b.level as LogLevel);
+          } else {
+            // Logger.setLevel refuses a malformed module name with E_LOG_MODULE.
+            log.setLevel(b.module as string, reset ? undefined : (b.level as LogLevel));
+          }
+          return { previous, ...levels() };
+        },
+      })
+      .addRoute({
+        method: 'GET',
+        path: '/v1/audit',
+        handler: async ({ query }) => {
+          const audit = this.#options.audit;
+          if (audit === undefined) throw new ImeError('E_AUDIT_NOT_FOUND', 'this component keeps no audit log');
+          const text = query.last ?? '20';
+          const last = /^\d{1,6}$/.test(text) ? Number(text) : Number.NaN;
+          if (!(last >= 1 && last <= MAX_AUDIT_TAIL)) throw new ImeError('E_ADMIN_BAD_REQUEST', `last must be a whole number from 1 to ${MAX_AUDIT_TAIL}`);
+          return { file: audit.path, ...(await audit.tail(last)) };
+        },
+      });
+  }
+
+  /** The routes defined so far, e.g. to check that every route that changes something is audited. */
+  get routes(): { method: AdminMethod; path: string; audit: string | undefined }[] {
+    return this.#routes.map((r) => ({ method: r.method, path: r.path, audit: r.audit }));
   }
 
   /** The base URL once started, e.g. `http://127.0.0.1:9620`. */

@@ -8,6 +8,7 @@ export * from './database.js';
 export * from './identity.js';
 export * from './logger.js';
 export * from './telemetry.js';
+export * from './alert-catalogue.js';
 export * from './audit.js';
 export * from './config.js';
 export * from './admin-server.js';

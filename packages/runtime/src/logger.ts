@@ -135,6 +135,8 @@ interface LoggerState {
   readonly write: (line: string, entry: LogEntry) => void;
   readonly close: () => void;
   readonly now: () => Date;
+  /** Every module a logger was made for, so an operator can see which names a level can be set on. */
+  readonly known: Set<string>;
 }
 
 function openSink(sink: LogSink | string | undefined): Pick<LoggerState, 'write' | 'close'> {
@@ -195,6 +197,7 @@ export class Logger {
     this.#root = parent === undefined;
     if (parent !== undefined) {
       this.#state = parent.#state;
+      this.#state.known.add(this.module);
       return;
     }
     const modules = new Map<string, LogLevel>();
@@ -203,6 +206,7 @@ export class Logger {
       level: checkLevel(options.level ?? 'info', 'log level'),
       modules,
       now: options.now ?? (() => new Date()),
+      known: new Set([this.module]),
       ...openSink(options.sink),
     };
   }
@@ -244,6 +248,11 @@ export class Logger {
   /** The default level and every module level, for `show` commands. */
   levels(): { level: LogLevel; modules: Record<string, LogLevel> } {
     return { level: this.#state.level, modules: Object.fromEntries(this.#state.modules) };
+  }
+
+  /** The modules of this logger's tree (sorted) with the level each logs at now. */
+  knownModules(): { module: string; level: LogLevel }[] {
+    return [...this.#state.known].sort().map((module) => ({ module, level: this.levelOf(module) }));
   }
 
   isEnabled(level: LogLevel): boolean {

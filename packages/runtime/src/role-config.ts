@@ -11,8 +11,14 @@ export function adminConfigField<const Listen extends string>(defaultListen: Lis
     type: 'object',
     description: 'The local admin API used by the `ime` command.',
     fields: {
-      listen: { type: 'string', default: defaultListen, description: 'host:port of the admin API (loopback only).' },
+      listen: { type: 'string', default: defaultListen, description: 'host:port of the admin API (loopback only, unless allowRemote).' },
       tokenFile: { type: 'path', description: 'File holding the admin token; default <dataDir>/admin.token, created on first start.' },
+      allowRemote: {
+        type: 'boolean',
+        default: false,
+        description:
+          'Allow `listen` on a non-loopback address, e.g. 0.0.0.0 in a container whose API other containers call (docker/compose.yaml). Every request still needs the token.',
+      },
     },
   } as const;
 }

@@ -11,16 +11,7 @@ import { AuditLog } from '../src/audit.js';
 import type { LogEntry } from '../src/logger.js';
 import { Logger } from '../src/logger.js';
 import { Counters, PROMETHEUS_CONTENT_TYPE } from '../src/telemetry.js';
-
-async function refusal(p: Promise<unknown>): Promise<ImeError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return err as ImeError;
-  }
-  throw new Error('expected a refusal');
-}
+import { rejected as refusal } from '../../core/test/helpers.js';
 
 function auditLines(path: string): Record<string, unknown>[] {
   if (!existsSync(path)) return [];

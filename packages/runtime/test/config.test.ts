@@ -14,6 +14,7 @@ import {
   renderConfigReference,
   renderDefaultConfig,
 } from '../src/config.js';
+import { rejected as refusal } from '../../core/test/helpers.js';
 
 const schema = defineConfigSchema({
   name: { type: 'string', description: 'Name of this peer in logs and `ime ring up` output.', required: true, example: 'peer-1', pattern: '[a-z][a-z0-9-]*' },
@@ -48,17 +49,6 @@ const schema = defineConfigSchema({
 });
 
 type Config = InferConfig<typeof schema>;
-
-async function refusal(p: Promise<unknown> | (() => unknown)): Promise<ImeError> {
-  try {
-    if (typeof p === 'function') p();
-    else await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ImeError);
-    return err as ImeError;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('configuration files', () => {
   let dir: string;

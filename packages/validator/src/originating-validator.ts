@@ -32,6 +32,15 @@ export const SKIP_COUNTERS: Readonly<Record<SkipReason, string>> = {
   'recently-validated': 'ValidationsSkippedRecentlyValidated',
 };
 
+/** What each skip counter counts: its help on /metrics and in docs/OPERATIONS.md. */
+export const SKIP_COUNTER_HELP: Readonly<Record<string, string>> = {
+  ValidationsSkippedNotEnrolled: "Originating VCRs not validated: the calling number is not one of this enterprise's enrolled numbers",
+  ValidationsSkippedExcluded: 'Originating VCRs not validated: the calling number is an exclusion number',
+  ValidationsSkippedIntradomain: "Originating VCRs not validated: the called number is this enterprise's own",
+  ValidationsSkippedNotFound: 'Originating VCRs not validated: nobody claims the called number in the ring',
+  ValidationsSkippedRecentlyValidated: 'Originating VCRs not validated: the called number was validated within the revalidation interval (one-hour rule)',
+};
+
 export type OwnNumber = 'enrolled' | 'excluded' | 'not-enrolled';
 
 export interface Claimant {
@@ -54,6 +63,8 @@ export interface ValidationRecord {
   readonly bucket?: string;
   readonly bucketTotal?: number;
   readonly released?: number;
+  /** An error: when the validation will be tried again (absent when it was given up). */
+  readonly retryAtMs?: number;
 }
 
 export interface OriginatingValidatorOptions {
@@ -79,8 +90,14 @@ export interface OriginatingValidatorOptions {
   readonly delayMs: number;
   /** Validations run at once. */
   readonly concurrency: number;
+  /** First wait before trying again a validation that could not run; doubles up to the maximum. */
+  readonly retryAfterErrorMs?: number;
+  readonly retryAfterErrorMaxMs?: number;
   readonly now?: () => number;
 }
+
+const DEFAULT_RETRY_AFTER_ERROR_MS = 10_000;
+const DEFAULT_RETRY_AFTER_ERROR_MAX_MS = 600_000;
 
 const HISTORY_MAX = 200;
 
@@ -103,10 +120,11 @@ export class OriginatingValidator {
     c.define('ValidationsSucceeded', 'Validations that proved the call both ways');
     c.define('ValidationsFailed', 'Validations whose proof failed (the claimant penalised)');
     c.define('ValidationsRefused', 'Validations the claimant refused before any proof (blocked, rate limit)');
-    c.define('ValidationErrors', 'Validations that could not run (claimant unreachable, protocol error)');
+    c.define('ValidationErrors', 'Validations that could not run (claimant unreachable, protocol error); the VCR stays pending and is tried again');
+    c.define('ValidationsAbandoned', 'Pending validations given up after errors: the call became older than the VCR retention, so the claimant no longer holds its side');
     c.define('BlockedValidationOrigTLSLimit', 'Validations postponed because this peer reached its own per-peer validation rate');
     c.define('RoutesReleased', 'Routes released to call managers by a bucket');
-    for (const name of Object.values(SKIP_COUNTERS)) c.define(name, `Originating VCRs not validated: ${name.replace('ValidationsSkipped', '')}`);
+    for (const name of Object.values(SKIP_COUNTERS)) c.define(name, SKIP_COUNTER_HELP[name] ?? name);
   }
 
   /** The last validations, newest last. */
@@ -158,7 +176,7 @@ export class OriginatingValidator {
     if (change === 'clear') this.#o.alerts.clear('ValidationsPendingExceeded');
     // The guide: at once when crossing the high watermark, then once an hour while above it (L9527).
     if (change === 'raise' || this.#o.alerts.isActive('ValidationsPendingExceeded')) {
-      this.#o.alerts.raise('ValidationsPendingExceeded', { severity: 'warning', details: { pending }, throttleMs: 3600_000 });
+      this.#o.alerts.raise('ValidationsPendingExceeded', { severity: 'critical', details: { pending }, throttleMs: 3600_000 });
     }
   }
 
@@ -192,11 +210,16 @@ export class OriginatingValidator {
         return false;
       }
       o.counters.inc('ValidationAttempts');
-      await o.schedule.markValidated(vcr.called, this.#now());
+      const markedAt = this.#now();
+      await o.schedule.markValidated(vcr.called, markedAt);
+      const outcomes: ValidationRecord['outcome'][] = [];
       for (const claimant of remote) {
         o.limiter.take(claimant.peerId);
-        await this.#validateAgainst(vcr, claimant);
+        outcomes.push(await this.#validateAgainst(vcr, claimant));
       }
+      // Nobody could be asked (a claimant unreachable, a network cut): the call still proves what it
+      // proves, so it is neither used up nor counted against the one-hour rule — it waits for a retry.
+      if (outcomes.every((k) => k === 'error')) return this.#retryLater(vcr, markedAt);
       await o.vcrs.removeOriginating(vcr);
       return true;
     } finally {
@@ -204,7 +227,26 @@ export class OriginatingValidator {
     }
   }
 
-  async #validateAgainst(vcr: StoredVcr, claimant: { peerId: string; domain: string }): Promise<void> {
+  /** Keeps a VCR whose validation could not run for a later try, or gives it up once too old. */
+  async #retryLater(vcr: StoredVcr, markedAt: number): Promise<boolean> {
+    const o = this.#o;
+    const now = this.#now();
+    await o.schedule.unmark(vcr.called, markedAt);
+    const last = this.#history.findLast((r) => r.called === vcr.called && r.outcome === 'error');
+    if (now - vcr.stopMs >= o.vcrs.retentionMs) {
+      o.counters.inc('ValidationsAbandoned');
+      o.log.warn('validation given up: the call is older than the VCR retention', { called: vcr.called, retries: vcr.retries ?? 0 });
+      await o.vcrs.removeOriginating(vcr);
+      return true;
+    }
+    const first = o.retryAfterErrorMs ?? DEFAULT_RETRY_AFTER_ERROR_MS;
+    const wait = Math.min(o.retryAfterErrorMaxMs ?? DEFAULT_RETRY_AFTER_ERROR_MAX_MS, first * 2 ** Math.min(vcr.retries ?? 0, 30));
+    await o.vcrs.postponeOriginating(vcr, now + wait);
+    if (last !== undefined) this.#history[this.#history.lastIndexOf(last)] = { ...last, retryAtMs: now + wait };
+    return true;
+  }
+
+  async #validateAgainst(vcr: StoredVcr, claimant: { peerId: string; domain: string }): Promise<ValidationRecord['outcome']> {
     const o = this.#o;
     let outcome: ValidationOutcome;
     try {
@@ -221,20 +263,20 @@ export class OriginatingValidator {
       o.counters.inc('ValidationErrors');
       o.log.warn('validation could not run', { called: vcr.called, peer: claimant.peerId, code, message: (err as Error).message });
       this.#record({ called: vcr.called, peerId: claimant.peerId, domain: claimant.domain, outcome: 'error', code });
-      return;
+      return 'error';
     }
     if (outcome.kind === 'refused') {
       o.counters.inc('ValidationsRefused');
       o.log.info('validation refused by the claimant', { called: vcr.called, peer: claimant.peerId, code: outcome.code });
       this.#record({ called: vcr.called, peerId: claimant.peerId, domain: claimant.domain, outcome: 'refused', code: outcome.code });
-      return;
+      return 'refused';
     }
     if (outcome.kind === 'failure') {
       o.counters.inc('ValidationsFailed');
       const t = await o.pools.failure(claimant.peerId, vcr.called);
       o.log.info('validation failed: the claimant pool is emptied and the number penalised', { called: vcr.called, peer: claimant.peerId, discarded: t.discarded });
       this.#record({ called: vcr.called, peerId: claimant.peerId, domain: claimant.domain, outcome: 'failure', attempts: outcome.attempts, bucket: vcr.called, bucketTotal: 0, released: 0 });
-      return;
+      return 'failure';
     }
     o.counters.inc('ValidationsSucceeded');
     const now = this.#now();
@@ -269,6 +311,7 @@ export class OriginatingValidator {
       o.log.info('bucket released routes', { peer: claimant.peerId, routes: routes.map((r) => r.number) });
       o.deliver(routes);
     }
+    return 'success';
   }
 
   #record(entry: Omit<ValidationRecord, 'atMs'>): void {

@@ -95,6 +95,19 @@ export class ValidationSchedule {
     });
   }
 
+  /**
+   * Takes back the mark made at `atMs` for a validation that could not run, so that its retry is not
+   * held off by the one-hour rule; a later mark (another validation since) stays.
+   */
+  unmark(called: string, atMs: number): Promise<void> {
+    return this.#serialised(async () => {
+      const number = parseE164(called);
+      if (this.#last.get(number) !== atMs) return;
+      await this.#db.del(keyOf(PREFIX + number));
+      this.#last.delete(number);
+    });
+  }
+
   /** Forgets numbers whose interval has passed (they may be validated again); returns how many. */
   sweep(): Promise<number> {
     return this.#serialised(async () => {

@@ -31,6 +31,10 @@ export interface StoredVcr extends VcrInput {
   readonly source: string;
   /** Terminating only: when a successful validation used it (it is then no longer a candidate). */
   readonly usedAtMs?: number;
+  /** Originating only: a validation that could not run is tried again at this time … */
+  readonly retryAtMs?: number;
+  /** … and has been tried this many times without running. */
+  readonly retries?: number;
 }
 
 export interface VcrRefusal {
@@ -255,16 +259,35 @@ export class VcrStore {
    * Originating VCRs (pending validations) received at or before `receivedBeforeMs`, oldest start
    * first, at most `limit`. The delay lets the callee's call manager upload its side of the call.
    */
-  async dueOriginating(limit: number, receivedBeforeMs: number): Promise<StoredVcr[]> {
+  async dueOriginating(limit: number, receivedBeforeMs: number, nowMs = this.#now()): Promise<StoredVcr[]> {
     const wanted = Math.max(1, Math.min(limit, 10_000));
     const out: StoredVcr[] = [];
     for await (const v of this.#db.values({ gte: Uint8Array.of(ORIGINATING), lt: Uint8Array.of(ORIGINATING + 1) })) {
       const vcr = decodeVcr(v);
       if (vcr.receivedAtMs > receivedBeforeMs) continue;
+      if (vcr.retryAtMs !== undefined && vcr.retryAtMs > nowMs) continue;
       out.push(vcr);
       if (out.length >= wanted) break;
     }
     return out;
+  }
+
+  /**
+   * Keeps a pending validation that could not run for another try at `retryAtMs`, counting the try;
+   * the stored VCR, or undefined when it was already gone.
+   */
+  postponeOriginating(vcr: StoredVcr, retryAtMs: number): Promise<StoredVcr | undefined> {
+    return this.#serialised(async () => {
+      if (vcr.direction !== 'originating') throw new ImeError('E_VCR_DIRECTION', 'only an originating VCR is a pending validation');
+      if (!isTime(retryAtMs)) throw new ImeError('E_VCR_TIMES', 'a retry time must be milliseconds');
+      const key = originatingKey(vcr);
+      const stored = await this.#db.get(key);
+      if (stored === undefined) return undefined;
+      const current = decodeVcr(stored);
+      const next: StoredVcr = { ...current, retryAtMs, retries: (current.retries ?? 0) + 1 };
+      await this.#db.put(key, encoder.encode(JSON.stringify(next)));
+      return next;
+    });
   }
 
   /** Deletes a pending validation's VCR and counts it out; false when it was already gone. */

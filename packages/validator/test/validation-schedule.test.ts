@@ -60,6 +60,19 @@ describe('ValidationSchedule', () => {
     expect(s.lastValidated(N1)).toBe(T0 + 5);
   });
 
+  it('takes back only its own mark for a validation that could not run, on disk too', async () => {
+    const { db, dir } = await freshDb();
+    const s = await ValidationSchedule.open({ db, now: () => T0 });
+    await s.markValidated(N1, T0);
+    await s.unmark(N1, T0 - 1); // not this mark: a later validation's mark stays
+    expect(s.mayValidate(N1)).toBe(false);
+    await s.unmark(N1, T0);
+    expect(s.mayValidate(N1)).toBe(true);
+    await db.close();
+    const reopened = await freshDb(dir);
+    expect((await ValidationSchedule.open({ db: reopened.db, now: () => T0 })).lastValidated(N1)).toBeUndefined();
+  });
+
   it('sweeps numbers whose interval has passed, on disk too', async () => {
     const { db, dir } = await freshDb();
     let now = T0;

@@ -133,6 +133,27 @@ describe('VcrStore: validation bookkeeping', () => {
     expect(await store.dueOriginating(10, T0 - 1)).toEqual([]);
   });
 
+  it('keeps a postponed pending validation out of the due list until its retry time, counting the tries', async () => {
+    const { db, dir } = await freshDb();
+    let now = T0;
+    const store = await VcrStore.open({ db, now: () => now });
+    await store.add([vcr({ direction: 'originating', callId: 'o1' }), vcr({ direction: 'originating', callId: 'o2' })], 's');
+    const [o1] = await store.dueOriginating(1, T0);
+    expect(await store.postponeOriginating(o1 as StoredVcr, T0 + 10_000)).toEqual(expect.objectContaining({ callId: 'o1', retryAtMs: T0 + 10_000, retries: 1 }));
+    expect((await store.dueOriginating(10, T0)).map((v) => v.callId)).toEqual(['o2']);
+    now = T0 + 10_000;
+    expect((await store.dueOriginating(10, T0)).map((v) => v.callId)).toEqual(['o1', 'o2']);
+    expect(store.counts().originating).toBe(2);
+    await db.close();
+    const reopened = await freshDb(dir);
+    const again = await VcrStore.open({ db: reopened.db, now: () => T0 + 10_000 });
+    const [kept] = await again.dueOriginating(1, T0);
+    expect(kept).toEqual(expect.objectContaining({ callId: 'o1', retries: 1 }));
+    expect((await again.postponeOriginating(kept as StoredVcr, T0 + 30_000))?.retries).toBe(2);
+    await again.removeOriginating(kept as StoredVcr);
+    expect(await again.postponeOriginating(kept as StoredVcr, T0 + 60_000)).toBeUndefined();
+  });
+
   it('removes a pending validation once, counting it out, across a restart', async () => {
     const { db, dir } = await freshDb();
     let store = await VcrStore.open({ db, now: () => T0 });

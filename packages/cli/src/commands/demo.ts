@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import type { RouteView } from '@ime/cm-sim';
 import { ImeError } from '@ime/core';
 import { Cast, type CastEnterprise, waitFor } from '@ime/harness';
 import { TicketVerifier } from '@ime/ticket';
@@ -25,15 +26,6 @@ interface ValidationView {
   readonly bucket?: string;
   readonly bucketTotal?: number;
   readonly released?: number;
-}
-
-interface RouteView {
-  readonly number: string;
-  readonly domain: string;
-  readonly sipUri: string;
-  readonly ticket: string;
-  readonly learnedOn: string;
-  readonly expiresOn: string;
 }
 
 interface CallView {

@@ -39,6 +39,8 @@ export const showAddressing = adminCommand(['show', 'addressing'], 'ring (DHT) a
   const r = await (await adminClient(options)).get<Json>('/v1/addressing');
   const human = [
     '=====================================',
+    // The guide's line (L1852), set with `ime set addressing publicipaddrv4`.
+    ...(typeof r.publicIpAddrV4 === 'string' ? [`Public IP Address = ${r.publicIpAddrV4}`] : []),
     ...((r.announce as string[] | undefined)?.length ? [`Public Address = ${(r.announce as string[]).join(', ')}`] : []),
     `Listen Addresses = ${((r.listen as string[] | undefined) ?? []).join(', ')}`,
     `DHT Port = ${String(r.dhtPort)}`,
@@ -222,8 +224,12 @@ export const bootstrapMinVersion = adminCommand(
 );
 
 export const bootstrapRoster = adminCommand(['bootstrap', 'roster'], 'enrolled peers: admitted, pending, banned', async ({ options }) => {
-  const r = await (await adminClient(options)).get<{ roster: Json[] }>('/v1/roster');
-  return { json: r, human: r.roster.map((e) => Object.values(e).map((v) => String(v)).join('  ')) };
+  const r = await (await adminClient(options)).get<{ sequence: number; peers: { peerId: string; domain: string; admitted: boolean; banned: boolean; inRoster: boolean; addresses: string[] }[] }>('/v1/roster');
+  const state = (p: { admitted: boolean; banned: boolean; inRoster: boolean }) => (p.banned ? 'BANNED' : !p.admitted ? 'pending' : p.inRoster ? 'admitted' : 'admitted (next roster)');
+  return {
+    json: r,
+    human: [`configuration sequence ${r.sequence}`, ...r.peers.map((p) => `${p.peerId}  ${p.domain}  ${state(p)}  ${p.addresses.join(', ')}`)],
+  };
 });
 
 export const bootstrapExportState = adminCommand(

@@ -45,11 +45,14 @@ export async function runRole<S extends ConfigSchema>(
   if (!file) throw new UsageError('E_CLI_MISSING_OPTION', `missing required option --config FILE (see \`ime ${role} start --print-default-config\`)`);
   const config = await loadConfigFile(file, schema);
   const logSettings = (config as { log?: { level?: string; modules?: Record<string, string>; file?: string } }).log ?? {};
+  // The role is the root module, so its parts are named as the configuration names them (`ring`,
+  // not `peer.ring`): a `log.modules` entry, and `ime set log level --module`, then find them.
   const log = createLogger({
     level: (logSettings.level ?? 'info') as 'info',
     modules: (logSettings.modules ?? {}) as Record<string, 'info'>,
     sink: logSettings.file ?? 'stderr',
-  }).child(role);
+    module: role,
+  });
   const running = await start(config, log);
   out.result({ ready: true, role, ...running.ready }, [running.summary]);
   await waitForStop(ctx.stopSignal);

@@ -89,6 +89,7 @@ interface ValidationView {
   bucket?: string;
   bucketTotal?: number;
   released?: number;
+  retryAtMs?: number;
 }
 
 export const showValidatorValidations = adminCommand(
@@ -104,8 +105,10 @@ export const showValidatorValidations = adminCommand(
               v.outcome === 'success'
                 ? `success worth ${v.value}, ${v.bucket} bucket at ${v.bucketTotal}${v.released ? `, released ${v.released} route(s)` : ''}`
                 : v.outcome === 'failure'
-                  ? `FAILED after ${v.attempts} attempt(s): pool emptied, ${v.called} penalised`
-                  : `${v.outcome} ${v.code ?? ''}`;
+                  ? `FAILED: ${v.domain} proved no matching call (caller, number and times within the tolerance) in ${v.attempts} key exchange(s); pool emptied, ${v.called} penalised`
+                  : v.outcome === 'refused'
+                    ? `REFUSED by ${v.domain}: ${v.code ?? ''}`
+                    : `could not run: ${v.code ?? ''}${v.retryAtMs !== undefined ? `; tried again from ${new Date(v.retryAtMs).toISOString()}` : ''}`;
             return `${new Date(v.atMs).toISOString()}  ${v.called} → ${v.domain}: ${what}`;
           });
     return { json: r as unknown as Json, human };
