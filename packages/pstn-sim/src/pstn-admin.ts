@@ -23,6 +23,7 @@ export function registerPstnAdminRoutes(admin: AdminServer, sw: PstnSwitch): voi
     .addRoute({ method: 'GET', path: '/v1/calls', handler: () => ({ calls: sw.calls() }) })
     .addRoute({ method: 'POST', path: '/v1/calls', audit: 'pstn-call', handler: async ({ body }) => ({ call: await sw.placeCall(body) }) })
     .addRoute({ method: 'GET', path: '/v1/status', handler: () => ({ name: sw.name, lines: sw.lines().length, clockSkewMs: sw.clockSkewMs, calls: sw.counters.get('PstnCallsPlaced') }) })
+    .addRoute({ method: 'GET', path: '/v1/alerts', handler: () => ({ alerts: sw.alerts.list(), active: sw.alerts.active() }) })
     .addRoute({ method: 'GET', path: '/v1/counters', handler: () => ({ counters: sw.counters.snapshot() }) })
     .addRoute({ method: 'GET', path: '/metrics', handler: () => rawResponse(PROMETHEUS_CONTENT_TYPE, sw.counters.renderPrometheus()) });
 }

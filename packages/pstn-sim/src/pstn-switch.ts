@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { ImeError } from '@ime/core';
-import { AdminServer, AuditLog, Counters, type Logger, silentLogger } from '@ime/runtime';
+import { AdminServer, Alerts, AuditLog, Counters, type Logger, silentLogger } from '@ime/runtime';
 import { type Deliver, type DeliveryResult, httpDeliverer } from './call-notifier.js';
 import { type CallDirection, type CallNotification, parseCallRequest, planCall } from './call-plan.js';
 import { LineTable, type LineView } from './line-table.js';
@@ -67,6 +67,8 @@ export const PSTN_COUNTERS = {
 export class PstnSwitch {
   readonly name: string;
   readonly counters = new Counters();
+  /** PstnNotificationFailed, per enterprise: a call manager the switch could not tell about a call. */
+  readonly alerts: Alerts;
   readonly #config: PstnConfig;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -85,6 +87,7 @@ export class PstnSwitch {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? (config.seed === undefined ? cryptoRandom() : seededRandom(config.seed));
     this.#deliver = options.deliver ?? httpDeliverer(config.callbackTimeoutMs);
+    this.alerts = new Alerts({ log: this.#log.child('alerts'), now: this.#now });
     for (const [name, help] of Object.entries(PSTN_COUNTERS)) this.counters.define(name, help);
     this.counters.gauge('PstnLinesAttached', 'Call managers attached to the switch', () => this.#lines.size);
     this.#admin = new AdminServer({
@@ -162,9 +165,9 @@ export class PstnSwitch {
 
     // The originating side is told first: its answer says whether it took the call over IME, which
     // the terminating side must know to count the call as an IME call rather than a PSTN one.
-    const orig = caller === undefined ? undefined : await this.#notify(caller.callbackUrl, caller.callbackToken, { ...plan.originating, viaIme: false });
+    const orig = caller === undefined ? undefined : await this.#notify(caller.domain, caller.callbackUrl, caller.callbackToken, { ...plan.originating, viaIme: false });
     const viaIme = orig?.delivered === true && orig.answer?.viaIme === true;
-    const term = callee === undefined ? undefined : await this.#notify(callee.callbackUrl, callee.callbackToken, { ...plan.terminating, viaIme });
+    const term = callee === undefined ? undefined : await this.#notify(callee.domain, callee.callbackUrl, callee.callbackToken, { ...plan.terminating, viaIme });
 
     const side = (direction: CallDirection, line: typeof caller, result: DeliveryResult | undefined): CallSide => {
       const told = direction === 'originating' ? plan.originating : plan.terminating;
@@ -209,10 +212,18 @@ export class PstnSwitch {
     return record;
   }
 
-  async #notify(url: string, token: string, notification: CallNotification): Promise<DeliveryResult> {
+  async #notify(domain: string, url: string, token: string, notification: CallNotification): Promise<DeliveryResult> {
     const result = await this.#deliver(url, token, notification);
     this.counters.inc(result.delivered ? 'PstnNotificationsDelivered' : 'PstnNotificationsFailed');
-    if (!result.delivered) this.#log.warn('call notification not delivered', { callId: notification.callId, direction: notification.direction, code: result.error?.code });
+    if (result.delivered) {
+      this.alerts.clear('PstnNotificationFailed', domain);
+    } else {
+      // That enterprise's call manager never hears of the call, so it uploads no VCR for it: the
+      // operator should know why a call did not lead to a validation.
+      const details = { domain, callId: notification.callId, direction: notification.direction, code: result.error?.code ?? 'E_INTERNAL' };
+      this.#log.warn('call notification not delivered', details);
+      this.alerts.raise('PstnNotificationFailed', { severity: 'warning', key: domain, details, throttleMs: 60_000 });
+    }
     return result;
   }
 

@@ -189,6 +189,14 @@ describe('the PSTN switch over HTTP on 127.0.0.1', () => {
     const down = await call({ from: '+14085551006', to: '+12125550106' });
     expect(down.terminating).toMatchObject({ attached: true, notified: false, error: { code: 'E_PSTN_CALLBACK_UNREACHABLE' } });
     expect(down.originating.notified).toBe(true);
+    // The operator sees which enterprise missed a call, and why (`ime show alerts` on the switch).
+    const { alerts, active } = await admin.get<{ alerts: { name: string; severity: string; key?: string; details: Record<string, unknown> }[]; active: unknown[] }>('/v1/alerts');
+    // The refused notification raised it; the unreachable one a moment later is within the minute's
+    // throttle, so it is not recorded again, but the alert stays active.
+    const raised = alerts.filter((a) => a.name === 'PstnNotificationFailed');
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ severity: 'warning', key: 'globex.example', details: { domain: 'globex.example', direction: 'terminating', code: 'E_ADMIN_AUTH' } });
+    expect(active).toHaveLength(1);
   });
 
   it('keeps a bounded list of recent calls, newest first, and counts', async () => {

@@ -150,6 +150,14 @@ export const ALERT_CATALOGUE: readonly AlertSpec[] = [
     guide: 'L9989',
     meaning: "The IME server's VAP certificate expired or is not trusted by the call manager.",
   },
+  {
+    name: 'PstnNotificationFailed',
+    role: 'pstn',
+    severity: 'warning',
+    threshold: 'a call notification to an attached call manager failed or was refused; at most once a minute per enterprise, cleared by the next one delivered',
+    guide: 'ours',
+    meaning: "That enterprise's call manager did not hear of a call, so it uploaded no VCR and the call cannot lead to a validation.",
+  },
 ];
 
 /** The catalogue entry of a role's alert, or undefined when the role does not raise it. */
