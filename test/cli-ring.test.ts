@@ -1,26 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { RingHarness } from '@ime/harness';
+import { type ImeRun, lastJson, runIme } from './cli-helpers.js';
 
 // The `ime` administration commands of INTERFACES.md, run as a separate process against a live ring.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages/cli/bin/ime.js');
 
-/** Async on purpose: the ring answering the command runs in this process, so it must not be blocked. */
-function ime(...argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...argv], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+function ime(...argv: string[]): Promise<ImeRun> {
+  return runIme(argv);
 }
 
 describe('ime administration of a running ring', () => {

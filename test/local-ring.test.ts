@@ -2,14 +2,13 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { IME_BIN, lastJson } from './cli-helpers.js';
 
 // `ime demo` and `ime ring up` as a newcomer runs them: separate processes, their output read line by
 // line, Ctrl-C (SIGINT) in the middle, and nothing left behind afterwards — processes or files.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages/cli/bin/ime.js');
+const bin = IME_BIN;
 
 interface Running {
   readonly child: ChildProcess;
@@ -48,8 +47,7 @@ function run(args: string[], env: Record<string, string>): Running {
 
 function ime(...argv: string[]): { status: number | null; json: Record<string, unknown>; stdout: string } {
   const r = spawnSync(process.execPath, [bin, ...argv, '--json'], { encoding: 'utf8', timeout: 30_000 });
-  const lines = r.stdout.trim().split('\n');
-  return { status: r.status, json: JSON.parse(lines[lines.length - 1] ?? '{}') as Record<string, unknown>, stdout: r.stdout };
+  return { status: r.status, json: r.stdout.trim() === '' ? {} : lastJson(r.stdout), stdout: r.stdout };
 }
 
 /** Processes whose command line mentions `dir` (every component's config file lives under it). */

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Member, RingHarness, freePorts, waitFor } from '@ime/harness';
 import { counters, summary } from './ring-test-helpers.js';
+import { type ImeRun, lastJson, runIme } from './cli-helpers.js';
 
 // SPEC §8, issue 7: a peer's whole state in one file. Peer P (its own process) serves a call manager
 // over VAP and replicates the ring's records; it is backed up with the CLI, then its machine is lost
@@ -12,25 +11,13 @@ import { counters, summary } from './ring-test-helpers.js';
 // refuses a backup of another schema without changing anything, and takes the real backup: it comes
 // back as P — same PeerId, certificate, records, VAP credentials — and the call manager reconnects.
 // Then the offline form restores P into an empty data dir while it is stopped.
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'packages/cli/bin/ime.js');
 const VAP_PASSWORD = 'cm-vap-password-backup-1';
 const TICKET_PASSWORD = 'ticket-password-backup-0123';
 const PATTERN = '+140855512XX';
 const NUMBERS = Array.from({ length: 100 }, (_, i) => `+140855512${String(i).padStart(2, '0')}`);
 
-/** Async on purpose: the ring members answering are separate processes, but the harness's timers run here. */
-function ime(...argv: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...argv], { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+function ime(...argv: string[]): Promise<ImeRun> {
+  return runIme(argv, 120_000);
 }
 
 describe('backup and restore of a whole peer', () => {
