@@ -1,11 +1,14 @@
 // jest runs the TypeScript sources directly (swc), as native ESM, with the Node 20 polyfill loaded
 // before any test module: libp2p needs Promise.withResolvers and jest's realm does not see --import.
+// test/reliability/ (churn, crash safety, partition, fuzzing, attacks) runs only as `npm run
+// test:reliability` (IME_TEST_SUITE=reliability): it is long, so `npm test` leaves it out.
+const reliability = process.env.IME_TEST_SUITE === 'reliability';
 /** @type {import('jest').Config} */
 export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/bench'],
-  testMatch: ['**/test/**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  testMatch: reliability ? ['<rootDir>/test/reliability/**/*.test.ts'] : ['**/test/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', ...(reliability ? [] : ['/test/reliability/'])],
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
@@ -15,5 +18,5 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/packages/core/src/polyfill.ts'],
-  testTimeout: 30000,
+  testTimeout: reliability ? 600000 : 30000,
 };

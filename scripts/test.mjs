@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The test command behind `npm test`: type-checks the tests, runs jest (native ESM, so with
 // --experimental-vm-modules) and ends with one plain line "N passed, N failed" that CI reads.
-// Extra arguments go to jest, e.g. `npm test -- packages/core`.
+// Extra arguments go to jest, e.g. `npm test -- packages/core`. `--reliability` runs test/reliability/
+// instead (`npm run test:reliability`: churn, crash safety, partition, fuzzing, attacks) and writes its
+// own result files, so the two runs can share one CI job.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,7 +12,11 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const resultsDir = join(root, 'test-results');
 mkdirSync(resultsDir, { recursive: true });
-const jsonFile = join(resultsDir, 'jest.json');
+const args = process.argv.slice(2);
+const reliability = args.includes('--reliability');
+const jestArgs = args.filter((a) => a !== '--reliability');
+const suffix = reliability ? '-reliability' : '';
+const jsonFile = join(resultsDir, `jest${suffix}.json`);
 rmSync(jsonFile, { force: true });
 
 process.stderr.write('[test] type-checking the tests\n');
@@ -30,9 +36,11 @@ const jest = spawnSync(
     '--json',
     `--outputFile=${jsonFile}`,
     ...(process.env.CI ? ['--ci'] : []),
-    ...process.argv.slice(2),
+    // The reliability suites each start many processes; one at a time keeps them within 2 cores.
+    ...(reliability ? ['--runInBand'] : []),
+    ...jestArgs,
   ],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: reliability ? { ...process.env, IME_TEST_SUITE: 'reliability' } : process.env },
 );
 
 let passed = 0;
@@ -52,6 +60,6 @@ if (typecheckFailed) {
 }
 if (jest.status !== 0 && failed === 0) failed = 1;
 const summary = `${passed} passed, ${failed} failed`;
-writeFileSync(join(resultsDir, 'summary.txt'), `${summary}\n`);
+writeFileSync(join(resultsDir, `summary${suffix}.txt`), `${summary}\n`);
 process.stdout.write(`${summary}\n`);
 process.exit(failed === 0 ? 0 : 1);
