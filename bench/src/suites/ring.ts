@@ -96,6 +96,8 @@ const QUICK: Sizes = {
 };
 
 const TUNING = PRODUCTION_TUNING;
+/** How long the memory measurement lets an idle ring settle after the publication before reading RSS. */
+const HOLDING_SETTLE_MS = 30_000;
 
 /** Publishers and readers per ring (each a different peer). */
 const ROLE_COUNT = 4;
@@ -409,7 +411,7 @@ class RingBench {
     }
     await this.#guard('memory', (error) => {
       this.rows.push({ bench: 'ring', system: 'ours', peers: 3, op: 'rss', n: 0, error });
-      this.targets.push(target(`ring RSS per peer process holding ${this.#s.memoryRecords.toLocaleString('en-US')} records (MB, worst peer)`, '<= 150', Number.NaN, false));
+      this.targets.push(target(`ring RSS per peer process holding ${this.#s.memoryRecords.toLocaleString('en-US')} records (MB, worst replica)`, '<= 150', Number.NaN, false));
     }, () => this.#memory());
     this.#compareTargets();
   }
@@ -868,9 +870,15 @@ class RingBench {
         Promise.all(ring.peers.map(async (p) => (await (await p.admin()).get<Counters>('/v1/counters')).counters.IMEDistributedCacheStoredData ?? 0));
       await waitFor('every peer to hold the published records', async () => (await stored()).every((c) => c >= published), 30_000, 500).catch(() => undefined);
       await sleep(2000);
+      const rssSoon = ring.peers.map((p) => (p.pid === undefined ? undefined : parseProcStatus(readFileSync(`/proc/${p.pid}/status`, 'utf8'))));
+      // Holding, not publishing: what stays resident once the ring is idle again (V8 collects and
+      // gives memory back within seconds of the work stopping; the +2 s figures stay in the row).
+      this.#progress(`memory: waiting ${HOLDING_SETTLE_MS / 1000} s for the idle ring before reading RSS`);
+      await sleep(HOLDING_SETTLE_MS);
       const held = await stored();
       let worst = 0;
       let allHeld = true;
+      let publisherRss = Number.NaN;
       for (const [i, p] of ring.peers.entries()) {
         const pid = p.pid;
         if (pid === undefined) throw new Error(`${p.name} has no process`);
@@ -878,7 +886,8 @@ class RingBench {
         if (!mem) throw new Error(`no VmRSS in /proc/${pid}/status`);
         const count = held[i] ?? 0;
         allHeld &&= count >= records;
-        worst = Math.max(worst, mem.rssMB);
+        if (i === 0) publisherRss = mem.rssMB;
+        else worst = Math.max(worst, mem.rssMB);
         this.rows.push({
           bench: 'ring',
           system: 'ours',
@@ -890,16 +899,21 @@ class RingBench {
           rss_anon_mb: mem.anonMB,
           rss_file_mb: mem.fileMB,
           rss_before_publication_mb: idleRss[i],
+          rss_2s_after_publication_mb: rssSoon[i]?.rssMB,
+          rss_anon_2s_after_publication_mb: rssSoon[i]?.anonMB,
           peer: p.name,
           role: i === 0 ? 'publisher and replica' : 'replica',
           note:
-            'VmRSS of the peer process (MB of 2^20 bytes) 2 s after the publication, with its anonymous and file-backed parts ' +
+            `VmRSS of the peer process (MB of 2^20 bytes) ${HOLDING_SETTLE_MS / 1000 + 2} s after the publication (and at 2 s), with its anonymous and file-backed parts ` +
             '(the node binary and the mmap\'d database files are file-backed); n is the records it holds (IMEDistributedCacheStoredData)',
         });
         this.#progress(`memory: ${p.name} holds ${count} records, RSS ${mem.rssMB} MB (anonymous ${String(mem.anonMB)}, file ${String(mem.fileMB)}; peak ${mem.hwmMB} MB)`);
       }
       this.targets.push(
-        target(`ring RSS per peer process holding ${records.toLocaleString('en-US')} records (MB, worst peer)`, '<= 150', worst, allHeld && worst <= 150),
+        target(`ring RSS per peer process holding ${records.toLocaleString('en-US')} records (MB, worst replica)`, '<= 150', worst, allHeld && worst <= 150),
+        // The publishing peer holds the same records and has just sealed and sent all of them: shown
+        // against the same goal rather than hidden.
+        target(`ring RSS of the peer that published the ${records.toLocaleString('en-US')} records and holds them (MB)`, '<= 150', publisherRss, allHeld && publisherRss <= 150),
       );
     } finally {
       await stop();

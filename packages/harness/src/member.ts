@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BootstrapServer, bootstrapConfigSchema } from '@ime/bootstrap';
 import { ImeError } from '@ime/core';
-import { PeerNode, peerConfigSchema } from '@ime/peer';
+import { PEER_PROCESS_ENV, PEER_PROCESS_NODE_ARGS, PeerNode, peerConfigSchema } from '@ime/peer';
 import { AdminClient, loadConfigFile } from '@ime/runtime';
 
 /**
@@ -135,10 +135,14 @@ export class Member {
     // IME_HARNESS_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles or tunes member
     // processes: NODE_OPTIONS refuses such flags.
     const nodeArgs = (process.env.IME_HARNESS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
-    const [command, ...args] = [...this.launchPrefix, process.execPath, ...nodeArgs, CLI, this.role, 'start', '--config', this.configFile, '--json'];
+    // A peer is launched the way a deployment should launch it (peer-process.ts); the caller's own
+    // environment and IME_HARNESS_NODE_ARGS still win.
+    const peer = this.role === 'peer';
+    const launchArgs = peer ? [...PEER_PROCESS_NODE_ARGS.filter((a) => !nodeArgs.some((n) => n.split('=')[0] === a.split('=')[0])), ...nodeArgs] : nodeArgs;
+    const [command, ...args] = [...this.launchPrefix, process.execPath, ...launchArgs, CLI, this.role, 'start', '--config', this.configFile, '--json'];
     const child = spawn(command as string, args, {
       stdio: ['ignore', 'pipe', stderr],
-      env: { ...process.env, IME_DEBUG: '1' },
+      env: { ...(peer ? PEER_PROCESS_ENV : {}), ...process.env, IME_DEBUG: '1' },
     });
     closeSync(stderr);
     this.#child = child;

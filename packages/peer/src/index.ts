@@ -7,6 +7,7 @@ export * from './peer-config.js';
 export * from './ring-placement.js';
 export * from './ring-types.js';
 export * from './health.js';
+export * from './peer-process.js';
 export * from './peer-backup.js';
 export { BACKUP_FILE_MODE, type CheckedBackup, type RestoredFile, readBackupFile, readBackupFilePrefix } from './peer-backup-files.js';
 export { type OfflineRestoreOptions, type OfflineRestoreResult, restorePeerOffline } from './peer-backup-offline.js';
