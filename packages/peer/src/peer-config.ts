@@ -80,6 +80,13 @@ export const peerConfigSchema = defineConfigSchema({
       revalidateAfterSec: { type: 'integer', default: 3600, min: 1, max: 604_800, description: 'The one-hour rule: a called number is validated at most once per this interval (guide L270–L273).' },
       delaySec: { type: 'integer', default: 30, min: 0, max: 3600, description: "How long an originating VCR waits before its validation, so that the callee's call manager has uploaded its own VCR." },
       concurrency: { type: 'integer', default: 8, min: 1, max: 256, description: 'Validations run at once.' },
+      cryptoThreads: {
+        type: 'integer',
+        default: 2,
+        min: 0,
+        max: 16,
+        description: "Threads that run the validations' key exchanges (≈ 3 ms of CPU per slot), so a peer validates on more than one core; 0 runs them on the event loop.",
+      },
       retryAfterErrorSec: { type: 'integer', default: 10, min: 1, max: 3600, description: 'A validation that could not run (the claimant unreachable, a protocol error) keeps its VCR and is tried again after this long, doubling on each error up to retryAfterErrorMaxSec, until the call is older than the VCR retention.' },
       retryAfterErrorMaxSec: { type: 'integer', default: 600, min: 1, max: 86_400, description: 'Longest wait between two tries of a validation that could not run.' },
       slots: { type: 'integer', default: 3, min: 1, max: 8, description: 'Candidate calls the terminating side tries per attempt (padded with dummies, so the answer never says how many it holds).' },

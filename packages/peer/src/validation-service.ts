@@ -9,6 +9,8 @@ import {
   PoolStore,
   type PvpSend,
   PvpTerminator,
+  type PvpCrypto,
+  createPvpCrypto,
   RateLimiter,
   type TerminatingClaim,
   VALIDATION_PROTOCOL,
@@ -74,6 +76,7 @@ export class ValidationService {
   readonly terminator: PvpTerminator;
   readonly originator: OriginatingValidator;
   #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #crypto: PvpCrypto;
 
   private constructor(
     options: ValidationServiceOptions,
@@ -90,7 +93,9 @@ export class ValidationService {
     counters.define('ValidationsBlocked', 'Validations refused because the calling domain is blacklisted or not whitelisted');
     counters.define('BlockedValidationTermTLSLimit', 'Validation requests refused because the remote peer exceeded its rate');
     counters.define('ValidationsGranted', 'Validations this peer proved as the terminating side (tickets issued)');
+    this.#crypto = createPvpCrypto(config.cryptoThreads);
     this.terminator = new PvpTerminator({
+      crypto: this.#crypto,
       selfPeerId: options.selfPeerId,
       domain: options.domain,
       vcrs: options.vcrs,
@@ -139,6 +144,7 @@ export class ValidationService {
       retryAfterErrorMs: config.retryAfterErrorSec * 1000,
       retryAfterErrorMaxMs: Math.max(config.retryAfterErrorSec, config.retryAfterErrorMaxSec) * 1000,
       concurrency: config.concurrency,
+      crypto: this.#crypto,
       now,
     });
     options.vap().setLearnedRoutes(() => this.routes.list());
@@ -190,6 +196,7 @@ export class ValidationService {
     this.#timer = undefined;
     this.#client.stop();
     await this.originator.idle();
+    await this.#crypto.close();
   }
 
   /** What the terminating side knows about a number it claims: Vservice, trust lists, ticket signer. */

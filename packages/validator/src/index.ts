@@ -20,3 +20,5 @@ export * from './validation-schedule.js';
 export * from './rate-limiter.js';
 export * from './pending-watermark.js';
 export * from './originating-validator.js';
+export * from './pvp-crypto-jobs.js';
+export * from './pvp-crypto-pool.js';

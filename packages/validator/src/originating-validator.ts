@@ -4,6 +4,7 @@ import { isImeError } from '@ime/core';
 import type { LearnedRouteRecord, LearnedRouteStore } from './learned-route-store.js';
 import type { PendingWatermark } from './pending-watermark.js';
 import type { PoolStore } from './pool-store.js';
+import type { PvpCrypto } from './pvp-crypto-pool.js';
 import { type PvpSend, type ValidationOutcome, runValidation } from './pvp-originator.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ValidationSchedule } from './validation-schedule.js';
@@ -90,6 +91,8 @@ export interface OriginatingValidatorOptions {
   readonly delayMs: number;
   /** Validations run at once. */
   readonly concurrency: number;
+  /** Where the key exchanges run (default: the event loop). */
+  readonly crypto?: PvpCrypto;
   /** First wait before trying again a validation that could not run; doubles up to the maximum. */
   readonly retryAfterErrorMs?: number;
   readonly retryAfterErrorMaxMs?: number;
@@ -257,6 +260,7 @@ export class OriginatingValidator {
         claimantDomain: claimant.domain,
         parameters: { windowMs: o.windowMs, cellMs: o.cellMs },
         send: o.send(claimant.peerId),
+        ...(o.crypto ? { crypto: o.crypto } : {}),
       });
     } catch (err) {
       const code = isImeError(err) ? err.code : 'E_INTERNAL';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ImeError, sameDomain } from '@ime/core';
 import { type PvpRequestBody, type PvpResponseBody, SESSION_ID_BYTES, type ValidationGrant, decodeGrant } from './pvp-codec.js';
+import { InlinePvpCrypto, type PvpCrypto } from './pvp-crypto-pool.js';
 import { PVP_SUITE, ProverAttempt, openGrant, proverScalars, slotContext } from './pvp-pake.js';
 import { type CallDetails, canonicalCallSecret, originatorPlan, proofValue } from './pvp-secret.js';
 
@@ -36,6 +37,8 @@ export interface RunValidationInput {
   readonly claimantDomain: string;
   readonly parameters: OriginatorParameters;
   readonly send: PvpSend;
+  /** Where the key exchanges run (default: the event loop). */
+  readonly crypto?: PvpCrypto;
 }
 
 function unexpected(body: PvpResponseBody, wanted: string): ImeError {
@@ -44,6 +47,7 @@ function unexpected(body: PvpResponseBody, wanted: string): ImeError {
 
 export async function runValidation(input: RunValidationInput): Promise<ValidationOutcome> {
   const { call, parameters, send } = input;
+  const crypto = input.crypto ?? new InlinePvpCrypto();
   const sessionId = randomBytes(SESSION_ID_BYTES);
   const windowStartMs = Math.floor(call.startMs / parameters.windowMs) * parameters.windowMs;
   const offer = await send(sessionId, {
@@ -67,9 +71,10 @@ export async function runValidation(input: RunValidationInput): Promise<Validati
       if (answer.kind === 'closed') return { kind: 'failure', attempts: attempt };
       if (answer.kind !== 'answer' || answer.attempt !== attempt) throw unexpected(answer, `the answer to attempt ${attempt}`);
       if (answer.slots.length !== offer.slots) throw new ImeError('E_PVP_UNEXPECTED', `the claimant offered ${offer.slots} slots and answered ${answer.slots.length}`);
-      for (let slot = 0; slot < answer.slots.length; slot++) {
-        const s = answer.slots[slot] as { share: Uint8Array; confirm: Uint8Array };
-        const context = slotContext({
+      const slots = answer.slots.map((s, slot) => ({
+        share: s.share,
+        confirm: s.confirm,
+        context: slotContext({
           sessionId,
           terminatorNonce: offer.terminatorNonce,
           originatorPeer: input.selfPeerId,
@@ -79,12 +84,15 @@ export async function runValidation(input: RunValidationInput): Promise<Validati
           cellMs: parameters.cellMs,
           attempt,
           slot,
-        });
-        const checked = await prover.check(context, s.share, s.confirm);
-        if (!checked.ok) continue;
-        const result = await send(sessionId, { kind: 'confirm', attempt, slot, confirm: checked.confirm });
+        }),
+      }));
+      const checked = await crypto.run({ op: 'check', state: prover.exportState(), slots });
+      if (checked.op !== 'check') throw new ImeError('E_PVP_CRYPTO_FAULT', 'a crypto thread answered the wrong job');
+      const match = checked.match;
+      if (match !== undefined) {
+        const result = await send(sessionId, { kind: 'confirm', attempt, slot: match.slot, confirm: match.confirm });
         if (result.kind !== 'result') return { kind: 'failure', attempts: attempt };
-        const grant = decodeGrant(openGrant(checked.key, result.nonce, result.sealed));
+        const grant = decodeGrant(openGrant(match.key, result.nonce, result.sealed));
         if (!sameDomain(grant.domain, input.claimantDomain)) {
           throw new ImeError('E_PVP_GRANT_DOMAIN', `the claimant's grant names ${grant.domain}, but its ring certificate binds ${input.claimantDomain}`);
         }

@@ -198,6 +198,19 @@ async function grantKey(Ke: Bytes): Promise<Uint8Array> {
 
 export type ProverCheck = { ok: true; confirm: Uint8Array; key: Uint8Array } | { ok: false };
 
+/** What ProverAttempt.exportState hands to a crypto thread. */
+export interface ProverState {
+  readonly scalars: ProverScalars;
+  readonly x: bigint;
+}
+
+function assertProverScalars(scalars: ProverScalars): void {
+  const { w0, w1 } = scalars;
+  if (typeof w0 !== 'bigint' || typeof w1 !== 'bigint' || w0 <= 0n || w0 >= ORDER || w1 <= 0n || w1 >= ORDER) {
+    throw parameterError('prover scalars must be nonzero and below the P-256 order');
+  }
+}
+
 /** Prover side: one X per attempt, checked against every slot. */
 export class ProverAttempt {
   readonly #scalars: ProverScalars;
@@ -213,11 +226,22 @@ export class ProverAttempt {
   }
 
   static start(scalars: ProverScalars): ProverAttempt {
-    const { w0, w1 } = scalars;
-    if (typeof w0 !== 'bigint' || typeof w1 !== 'bigint' || w0 <= 0n || w0 >= ORDER || w1 <= 0n || w1 >= ORDER) {
-      throw parameterError('prover scalars must be nonzero and below the P-256 order');
-    }
+    assertProverScalars(scalars);
     return new ProverAttempt(scalars, randomScalar());
+  }
+
+  /**
+   * The attempt's secret state, to finish it on a crypto thread (pvp-crypto-pool.ts): worker threads
+   * share this process's memory protection, so it leaves neither the process nor its trust boundary.
+   */
+  exportState(): ProverState {
+    return { scalars: { w0: this.#scalars.w0, w1: this.#scalars.w1 }, x: this.#x };
+  }
+
+  static fromState(state: ProverState): ProverAttempt {
+    assertProverScalars(state.scalars);
+    if (typeof state.x !== 'bigint' || state.x <= 0n || state.x >= ORDER) throw parameterError('a prover state needs a nonzero x below the P-256 order');
+    return new ProverAttempt(state.scalars, state.x);
   }
 
   /**

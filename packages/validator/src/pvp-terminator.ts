@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { type TrustGroup, evaluateTrust, isImeError } from '@ime/core';
+import { ImeError, type TrustGroup, evaluateTrust, isImeError } from '@ime/core';
 import {
   MAX_ATTEMPTS,
   MAX_SLOTS,
@@ -9,7 +9,8 @@ import {
   TERMINATOR_NONCE_BYTES,
   encodeGrant,
 } from './pvp-codec.js';
-import { PVP_SUITE, confirmMatches, dummyVerifierScalars, sealGrant, slotContext, verifierRespond, verifierScalars } from './pvp-pake.js';
+import { InlinePvpCrypto, type PvpCrypto } from './pvp-crypto-pool.js';
+import { PVP_SUITE, type VerifierResponse, confirmMatches, sealGrant, slotContext } from './pvp-pake.js';
 import { type ProofKind, canonicalCallSecret, proofValue, terminatorCells } from './pvp-secret.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { StoredVcr, VcrStore } from './vcr-store.js';
@@ -72,6 +73,8 @@ export interface TerminatorOptions {
   readonly policy?: Partial<TerminatorPolicy>;
   readonly onEvent?: (event: TerminatorEvent) => void;
   readonly now?: () => number;
+  /** Where the key exchanges run (default: the event loop). */
+  readonly crypto?: PvpCrypto;
 }
 
 interface SlotState {
@@ -113,9 +116,11 @@ export class PvpTerminator {
   readonly #sessions = new Map<string, Session>();
   /** Calls used by a validation in this process, before the store's write lands. */
   readonly #used = new Set<string>();
+  readonly #crypto: PvpCrypto;
 
   constructor(options: TerminatorOptions) {
     this.#o = options;
+    this.#crypto = options.crypto ?? new InlinePvpCrypto();
     const policy = { ...DEFAULT_TERMINATOR_POLICY, ...options.policy };
     this.#policy = { ...policy, slots: Math.min(Math.max(1, policy.slots), MAX_SLOTS), maxAttempts: Math.min(Math.max(1, policy.maxAttempts), MAX_ATTEMPTS) };
     this.#now = options.now ?? Date.now;
@@ -218,35 +223,33 @@ export class PvpTerminator {
   }
 
   async #answer(session: Session, attempt: number, proof: ProofKind, share: Uint8Array, sessionId: Uint8Array, originatorPeer: string): Promise<PvpResponseBody> {
-    const states: SlotState[] = [];
-    const answers: SlotAnswer[] = [];
-    for (let slot = 0; slot < session.slots.length; slot++) {
-      const candidate = session.slots[slot];
-      const scalars = candidate
-        ? verifierScalars(canonicalCallSecret(candidate, terminatorCells(candidate, proof, session.cellMs), session.cellMs))
-        : dummyVerifierScalars();
-      const context = slotContext({
-        sessionId,
-        terminatorNonce: session.terminatorNonce,
-        originatorPeer,
-        terminatorPeer: this.#o.selfPeerId,
-        called: session.called,
-        windowStartMs: session.windowStartMs,
-        cellMs: session.cellMs,
-        attempt,
-        slot,
-      });
-      try {
-        const r = await verifierRespond(scalars, context, share);
-        states.push({ candidate, expectedConfirm: r.expectedConfirm, key: r.key, proof });
-        answers.push({ share: r.share, confirm: r.confirm });
-      } catch (err) {
-        if (isImeError(err)) return { kind: 'refused', code: err.code, message: err.message };
-        throw err;
-      }
+    const secrets = session.slots.map((candidate) =>
+      candidate ? canonicalCallSecret(candidate, terminatorCells(candidate, proof, session.cellMs), session.cellMs) : null,
+    );
+    let slots: readonly VerifierResponse[];
+    try {
+      const contexts = session.slots.map((_, slot) =>
+        slotContext({
+          sessionId,
+          terminatorNonce: session.terminatorNonce,
+          originatorPeer,
+          terminatorPeer: this.#o.selfPeerId,
+          called: session.called,
+          windowStartMs: session.windowStartMs,
+          cellMs: session.cellMs,
+          attempt,
+          slot,
+        }),
+      );
+      const result = await this.#crypto.run({ op: 'answer', secrets, contexts, share });
+      if (result.op !== 'answer') throw new ImeError('E_PVP_CRYPTO_FAULT', 'a crypto thread answered the wrong job');
+      slots = result.slots;
+    } catch (err) {
+      if (isImeError(err)) return { kind: 'refused', code: err.code, message: err.message };
+      throw err;
     }
-    session.answered = states;
-    return { kind: 'answer', attempt, slots: answers };
+    session.answered = slots.map((r, slot) => ({ candidate: session.slots[slot], expectedConfirm: r.expectedConfirm, key: r.key, proof }));
+    return { kind: 'answer', attempt, slots: slots.map((r) => ({ share: r.share, confirm: r.confirm })) };
   }
 
   async #confirm(key: string, session: Session, attempt: number, slot: number, confirm: Uint8Array): Promise<PvpResponseBody> {
