@@ -250,7 +250,7 @@ export class VapInstanceServer {
   #accept(socket: Socket): void {
     try {
       const { name, maxConnectionsAllowed } = this.#settings;
-      if (this.#connections.size >= maxConnectionsAllowed) {
+      if (this.#connections.size >= maxConnectionsAllowed && !this.#displaceUnregistered(maxConnectionsAllowed)) {
         this.#refuse(socket, `VAP instance ${JSON.stringify(name)} already has its maximum of ${maxConnectionsAllowed} connections`);
         return;
       }
@@ -272,6 +272,27 @@ export class VapInstanceServer {
       this.#options.log?.error('VAP accept failed', { instance: this.#settings.name, err });
       socket.destroy();
     }
+  }
+
+  /**
+   * A full instance makes room by closing its oldest connection that has not registered yet. Slots are
+   * for call managers, not for sockets that wait: otherwise a flood of connections that never
+   * authenticate (each held until the handshake timeout) locks out a call manager that has to
+   * reconnect. Registered sessions are never displaced; a flood only cycles the unregistered slots,
+   * and a real call manager registers within a round trip of connecting.
+   */
+  #displaceUnregistered(max: number): boolean {
+    for (const c of this.#connections) {
+      if (c.registered || c.closed) continue;
+      const clientAddress = c.clientAddress;
+      const reason = `VAP instance ${JSON.stringify(this.#settings.name)} is full (${max} connections): a newer connection took the place of this one, which had not registered`;
+      c.close('E_VAP_TOO_MANY_CONNECTIONS', reason);
+      this.#connections.delete(c);
+      this.#options.log?.warn('VAP connection displaced', { instance: this.#settings.name, clientAddress, reason });
+      safely(() => this.#options.events?.onConnectionRefused?.({ instance: this.#settings.name, clientAddress, reason }));
+      return true;
+    }
+    return false;
   }
 
   #refuse(socket: Socket, reason: string): void {

@@ -211,6 +211,25 @@ describe('registration', () => {
     await client(port);
   });
 
+  it('a full instance gives the slot of its oldest unregistered connection to a new one, never a registered session', async () => {
+    const { events, port } = await instance({ maxConnectionsAllowed: 3 });
+    const registered = await client(port);
+    const idle = [await RawVap.open(port), await RawVap.open(port)];
+    await sleep(50);
+    // A call manager that connects now still gets in: the oldest socket that never registered makes room.
+    await client(port);
+    await idle[0]?.closed;
+    expect(idle[0]?.frames.map((f) => f.error?.code)).toContain('E_VAP_TOO_MANY_CONNECTIONS');
+    expect(idle[1]?.isClosed).toBe(false);
+    expect(events.refused.map((e) => e.reason)).toEqual([expect.stringContaining('had not registered')]);
+    // Only registered sessions left to displace: the next one is refused, and the first call manager kept its session.
+    idle[1]?.socket.destroy();
+    await sleep(50);
+    await client(port);
+    expect((await rejected(client(port))).code).toBe('E_VAP_TOO_MANY_CONNECTIONS');
+    expect(registered.closed).toBe(false);
+  });
+
   it('rejects with E_VAP_CONNECT when nothing listens', async () => {
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
