@@ -85,6 +85,13 @@ function uuidFromBytes(b: Uint8Array): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** The largest time a JavaScript Date holds, in ms since the epoch. */
+const MAX_DATE_MS = 8.64e15;
+
+function isTicketTime(ms: number): boolean {
+  return Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DATE_MS;
+}
+
 /**
  * Decodes the claims. After the MAC matched (`authenticated`), the issuer — which validated every
  * domain and number when it signed — is known to have written them, so only their framing is checked;
@@ -103,7 +110,9 @@ export function decodeClaims(claims: Uint8Array, authenticated = false): TicketC
     if (domainProblem(m.callingDomain)) throw malformed('bad calling domain');
     for (const n of m.numbers) if (e164Problem(n)) throw malformed('a permitted number is not +E.164');
   }
-  if (!Number.isSafeInteger(m.issuedAtMs) || !Number.isSafeInteger(m.expiresAtMs) || m.expiresAtMs < m.issuedAtMs) {
+  // Times must be ones a Date holds: the verifier's refusals and `ticket inspect` print them, and
+  // toISOString throws a RangeError beyond ±8.64e15 ms (found by fuzzing).
+  if (!isTicketTime(m.issuedAtMs) || !isTicketTime(m.expiresAtMs) || m.expiresAtMs < m.issuedAtMs) {
     throw malformed('bad validity period');
   }
   if (m.ticketId.length !== TICKET_ID_BYTES) throw malformed('bad ticket id');
