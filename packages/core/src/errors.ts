@@ -25,6 +25,19 @@ export function isImeError(value: unknown): value is ImeError {
   return value instanceof ImeError;
 }
 
+/** What an error code from another peer must look like to be passed on as it is. */
+const REMOTE_ERROR_CODE = /^E_[A-Z0-9_]{1,60}$/;
+
+/**
+ * The code of a refusal another peer sent, as this peer passes it on: only a well-formed one as it is
+ * (a malformed one was found by fuzzing), so every refusal a caller sees has a code it can look up;
+ * an empty one is `empty`, anything else `malformed`.
+ */
+export function remoteErrorCode(code: string | null | undefined, malformed: string, empty = 'E_INTERNAL'): string {
+  if (code === undefined || code === null || code === '') return empty;
+  return REMOTE_ERROR_CODE.test(code) ? code : malformed;
+}
+
 const MAX_SHOWN = 40;
 
 /** Renders untrusted input for an error message: quoted, control characters escaped, long input cut. */

@@ -1,7 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import fc from 'fast-check';
 import { E164_MAX_DIGITS, e164Problem, isE164, parseE164 } from '../src/e164.js';
-import { ImeError, describeInput, isImeError } from '../src/errors.js';
+import { ImeError, describeInput, isImeError, remoteErrorCode } from '../src/errors.js';
 import { expectSafeMessage, thrown } from './helpers.js';
 
 describe('parseE164: valid numbers', () => {
@@ -159,5 +159,19 @@ describe('errors helpers', () => {
     [{ a: 1 }, 'object'],
   ])('describeInput(%p) is %s', (value, shown) => {
     expect(describeInput(value)).toBe(shown);
+  });
+});
+
+describe('remoteErrorCode', () => {
+  it.each([
+    ['E_OVER_QUOTA', 'E_OVER_QUOTA'],
+    ['', 'E_INTERNAL'],
+    [undefined, 'E_INTERNAL'],
+    ['E_OVER\u007fQUOTA', 'E_X_MALFORMED'],
+    ['\b\u0002E_', 'E_X_MALFORMED'],
+    ['e_lower', 'E_X_MALFORMED'],
+    [`E_${'A'.repeat(61)}`, 'E_X_MALFORMED'],
+  ])('passes %p on as %s', (code, expected) => {
+    expect(remoteErrorCode(code, 'E_X_MALFORMED')).toBe(expected);
   });
 });

@@ -1,4 +1,4 @@
-import { type DidRecord, ImeError, isImeError, verifyDidRecord } from '@ime/core';
+import { type DidRecord, ImeError, isImeError, remoteErrorCode, verifyDidRecord } from '@ime/core';
 import type { ime } from '@ime/wire';
 import { POSITION_BYTES } from './ring-placement.js';
 import type { RecordStoreApi, RingLog, RingTransport, RingView, StoreResult } from './ring-types.js';
@@ -323,7 +323,7 @@ export class RingCoordinator {
     const out = new Array<StoreResult | undefined>(list.length);
     for (const r of body?.results ?? []) {
       if (r.index >= list.length) continue;
-      out[r.index] = r.accepted ? { accepted: true } : { accepted: false, code: r.error?.code || 'E_RING_REFUSED', message: r.error?.message ?? '' };
+      out[r.index] = r.accepted ? { accepted: true } : { accepted: false, code: remoteErrorCode(r.error?.code, 'E_RING_RESPONSE', 'E_RING_REFUSED'), message: r.error?.message ?? '' };
     }
     return out;
   }

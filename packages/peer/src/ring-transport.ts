@@ -1,4 +1,4 @@
-import { ImeError, decodeWire } from '@ime/core';
+import { ImeError, decodeWire, remoteErrorCode } from '@ime/core';
 import { DEFAULT_MAX_FRAME_BYTES, type RpcClient } from '@ime/runtime';
 import { ime } from '@ime/wire';
 import { PeerIdCache } from './peer-id-cache.js';
@@ -16,8 +16,6 @@ const ANSWER: Readonly<Record<string, string>> = {
   rangeFetch: 'rangeFetch',
 };
 const REQUEST_BODIES = Object.keys(ANSWER);
-/** What an error code from another peer must look like to be passed on as it is. */
-const REMOTE_ERROR_CODE = /^E_[A-Z0-9_]{1,60}$/;
 
 /**
  * Ring requests over the RPC layer: one kept stream per peer (RpcClient on RING_PROTOCOL). The
@@ -50,10 +48,7 @@ export class RpcRingTransport implements RingTransport {
     }
     if (response.body === 'error') {
       const error = response.error as ime.v1.ErrorInfo;
-      // The code is the remote's: only a well-formed one is passed on, so every refusal a caller
-      // sees carries a code it can look up (a malformed one was found by fuzzing).
-      const code = error.code === '' ? 'E_INTERNAL' : REMOTE_ERROR_CODE.test(error.code) ? error.code : 'E_RING_RESPONSE';
-      throw new ImeError(code, error.message || `${peerId} refused the request`);
+      throw new ImeError(remoteErrorCode(error.code, 'E_RING_RESPONSE'), error.message || `${peerId} refused the request`);
     }
     if (response.body !== ANSWER[body]) {
       throw new ImeError('E_RING_RESPONSE', `${peerId} answered a ${body} request with ${response.body ?? 'nothing'}`);

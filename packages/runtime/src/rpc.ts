@@ -1,6 +1,6 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { LengthPrefixedDecoder } from '@libp2p/utils';
-import { ImeError, decodeWire, isImeError } from '@ime/core';
+import { ImeError, decodeWire, isImeError, remoteErrorCode } from '@ime/core';
 import { ime } from '@ime/wire';
 import type { Uint8ArrayList } from 'uint8arraylist';
 
@@ -19,8 +19,6 @@ const KIND_RESPONSE = 2;
 const KIND_ERROR = 3;
 const HEADER_BYTES = 5;
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
-/** What an error code from another peer must look like to be passed on as it is. */
-const REMOTE_ERROR_CODE = /^E_[A-Z0-9_]{1,60}$/;
 
 export type RpcErrorCode =
   | 'E_RPC_UNREACHABLE'
@@ -266,10 +264,7 @@ export class RpcClient {
       }
       try {
         const info = decodeWire(ime.v1.ErrorInfo, payload, 64 * 1024, 'RPC error');
-        // The code is the remote's: only a well-formed one is passed on, so every refusal a caller
-        // sees carries a code it can look up (a malformed one was found by fuzzing).
-        const code = info.code === '' ? 'E_INTERNAL' : REMOTE_ERROR_CODE.test(info.code) ? info.code : 'E_RPC_PROTOCOL';
-        p.reject(new ImeError(code, info.message));
+        p.reject(new ImeError(remoteErrorCode(info.code, 'E_RPC_PROTOCOL'), info.message));
       } catch (err) {
         p.reject(isImeError(err) ? err : new ImeError('E_RPC_PROTOCOL', 'unreadable error frame'));
       }
