@@ -13,13 +13,20 @@ import {
 } from './handoff.js';
 import { MAX_DIGEST_BUCKETS, MAX_RANGE_FETCH_LIMIT, MAX_RECORDS_PER_REQUEST } from './ring-service.js';
 import { RING_WIRE_VERSION } from './ring-types.js';
-import type { RecordStoreApi, RingLog, RingTransport, RingView } from './ring-types.js';
+import type { RecordStoreApi, RingLog, RingTransport, RingView, ViewSnapshot } from './ring-types.js';
 
 /**
  * Anti-entropy (RING.md "Repair"): periodically, for each arc this peer replicates, compare per-bucket
  * digests with the arc's other live replicas and exchange the records of the buckets that differ, both
  * ways. It repairs what handoff missed: writes made while a replica was unreachable but not yet seen
  * down, a wiped store, a handoff cut short. Each pair is checked once per round: the lower PeerId starts.
+ *
+ * Records this peer holds outside the arcs it replicates ("strays") are handed to their replicas too.
+ * A writer that saw a key's replicas down wrote to the next peers of the preference list; when this
+ * peer was one of those but sees the replicas live, no view change of its own ever moves the records,
+ * and a read, which asks the replicas and takes their "not here" as final, would miss an acknowledged
+ * write. A store that leaves strays here hands them over within a second; each round does it again for
+ * what changed since (and for copies kept from a time this peer was a replica).
  */
 
 export interface AntiEntropyOptions {
@@ -68,6 +75,15 @@ export function bucketInterval(i: RingInterval, b: number, buckets: number): Rin
 }
 
 type Holdings = Map<string, Map<string, DidRecord>>;
+
+/** An arc this peer does not replicate, and its live replicas. */
+interface StrayArc {
+  readonly intervals: RingInterval[];
+  readonly replicas: string[];
+}
+
+/** After a store that left strays here, they are handed over this much later (a burst of writes at once). */
+const STRAY_HANDOVER_DELAY_MS = 1000;
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -135,6 +151,13 @@ export class AntiEntropy {
   #running: Promise<AntiEntropySummary> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #started = false;
+  /** Stray buckets already handed over, by replica and bucket, with the content they had then. */
+  readonly #straysSent = new Map<string, string>();
+  /** The placement #straysSent refers to: arcs, and so buckets, move when it changes. */
+  #strayPlacement: ViewSnapshot['placement'] | undefined;
+  #strayTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Handovers run one at a time (a round's and a store's). */
+  #strayWork: Promise<unknown> = Promise.resolve();
 
   constructor(options: AntiEntropyOptions) {
     this.#view = options.view;
@@ -161,6 +184,21 @@ export class AntiEntropy {
     this.#started = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#strayTimer) clearTimeout(this.#strayTimer);
+    this.#strayTimer = undefined;
+  }
+
+  /** A store made this peer keep records of keys it does not replicate: hand them over shortly. */
+  handOverStraysSoon(): void {
+    if (!this.#started || this.#strayTimer !== undefined) return;
+    this.#strayTimer = setTimeout(() => {
+      this.#strayTimer = undefined;
+      const snap = this.#view.snapshot();
+      this.#handOver(this.#strayArcs(snap), snap.placement, []).catch((err: unknown) =>
+        this.#log?.('warn', 'handing stray records over failed', { error: err instanceof Error ? err.message : String(err) }),
+      );
+    }, STRAY_HANDOVER_DELAY_MS);
+    this.#strayTimer.unref?.();
   }
 
   /** One round over every arc this peer replicates; joins the round in progress, if any. */
@@ -219,6 +257,7 @@ export class AntiEntropy {
         }
       }),
     );
+    await this.#handOver(this.#strayArcs(snap), snap.placement, failed);
     return {
       arcsChecked: tally.arcs,
       bucketsDiffering: tally.buckets,
@@ -226,6 +265,92 @@ export class AntiEntropy {
       recordsPushed: tally.pushed,
       peersFailed: failed.sort(),
     };
+  }
+
+  /** The arcs with live replicas that this peer is not one of. */
+  #strayArcs(snap: ViewSnapshot): StrayArc[] {
+    const out: StrayArc[] = [];
+    if (snap.placement.tokens.length === 0) return out;
+    const live = (p: string) => snap.live.has(p);
+    for (const arc of snap.placement.arcs()) {
+      const replicas = snap.placement.walk(arc.token, snap.replicationFactor, live);
+      if (replicas.length > 0 && !replicas.includes(this.#self)) out.push({ intervals: arcIntervals(arc.after, arc.upTo), replicas });
+    }
+    return out;
+  }
+
+  #handOver(strays: readonly StrayArc[], placement: ViewSnapshot['placement'], failed: string[]): Promise<number> {
+    const run = this.#strayWork.then(() => this.#handOverNow(strays, placement, failed));
+    this.#strayWork = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Sends every replica of a stray arc the records held here in it, bucket by bucket; a bucket sent
+   * before with the same content is not sent again. Replicas keep what is newer than theirs (and verify
+   * every signature: these are handoff requests). Returns how many records they stored.
+   */
+  async #handOverNow(strays: readonly StrayArc[], placement: ViewSnapshot['placement'], failed: string[]): Promise<number> {
+    if (placement !== this.#strayPlacement) {
+      this.#strayPlacement = placement;
+      this.#straysSent.clear();
+    }
+    const unreachable = new Set<string>();
+    let sent = 0;
+    let stored = 0;
+    for (const arc of strays) {
+      for (const interval of arc.intervals) {
+        const local = await this.#store.digest(intervalToKeyRange(interval), this.#buckets);
+        for (let b = 0; b < this.#buckets; b++) {
+          const count = local.counts[b] ?? 0;
+          if (count === 0) continue;
+          const bucket = bucketInterval(interval, b, this.#buckets);
+          const content = `${hex(local.digests[b] ?? new Uint8Array(0))}:${count}`;
+          for (const peerId of arc.replicas) {
+            const id = `${peerId}|${bucket.lo}|${bucket.hi}`;
+            if (unreachable.has(peerId) || this.#straysSent.get(id) === content) continue;
+            try {
+              const r = await this.#sendBucket(peerId, bucket);
+              sent += r.sent;
+              stored += r.stored;
+              this.#straysSent.set(id, content);
+            } catch (err) {
+              unreachable.add(peerId);
+              if (!failed.includes(peerId)) failed.push(peerId);
+              const code = isImeError(err) ? err.code : 'E_INTERNAL';
+              const message = err instanceof Error ? err.message : String(err);
+              if (code === 'E_RPC_UNREACHABLE') this.#view.reportUnreachable(peerId, message);
+              this.#log?.('warn', 'handing stray records to a replica failed; the next round tries again', { peerId, code, message });
+            }
+          }
+        }
+      }
+    }
+    if (sent > 0) this.#log?.('info', 'stray records handed to their replicas', { sent, stored });
+    return stored;
+  }
+
+  async #sendBucket(peerId: string, bucket: RingInterval): Promise<{ sent: number; stored: number }> {
+    const range = intervalToKeyRange(bucket);
+    let cursor: Uint8Array | undefined;
+    let sent = 0;
+    let stored = 0;
+    for (;;) {
+      const page = await this.#store.scan(range, { ...(cursor ? { after: cursor } : {}), limit: this.#batchSize });
+      const records = page.entries.flatMap((e) => e.records);
+      const last = page.entries[page.entries.length - 1];
+      const more = page.more && last !== undefined;
+      for (let i = 0; i < records.length; i += this.#batchSize) {
+        const batch = records.slice(i, i + this.#batchSize);
+        const done = !more && i + this.#batchSize >= records.length;
+        const response = await this.#request(peerId, { handoff: { configurationSequence: this.#configurationSequence(), records: batch, done } });
+        sent += batch.length;
+        stored += storeResults(response, 'handoff').filter((r) => r.accepted).length;
+      }
+      if (!more) break;
+      cursor = last.key;
+    }
+    return { sent, stored };
   }
 
   async #request(peerId: string, request: ime.v1.IRingRequest): Promise<ime.v1.RingResponse> {

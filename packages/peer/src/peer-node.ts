@@ -349,9 +349,30 @@ export class PeerNode {
       view = liveView;
       const parameters = () => liveView.parameters;
 
+      // A record's publisher key is a ring member's PeerId key. Records of a publisher that is not
+      // admitted now (never on the roster, banned, certificate expired) are refused whoever sends them:
+      // otherwise an admitted accomplice could store for a banned or outside peer, or sign with keys of
+      // its own making to get around the per-publisher quota. Keys are looked up in the roster (no
+      // key parsing on what the network sends), indexed once per configuration.
+      let publisherIndex: { config: RingConfiguration | undefined; peerIdByKey: Map<string, string> } = { config: undefined, peerIdByKey: new Map() };
+      const admitsPublisher = (publisherKey: Uint8Array): boolean => {
+        const config = configSync.current?.config;
+        if (config === undefined) return false;
+        if (publisherIndex.config !== config) {
+          const peerIdByKey = new Map<string, string>();
+          for (const e of config.roster) {
+            const raw = peerIdFromString(e.peerId).publicKey?.raw;
+            if (raw) peerIdByKey.set(Buffer.from(raw).toString('hex'), e.peerId);
+          }
+          publisherIndex = { config, peerIdByKey };
+        }
+        const peerId = publisherIndex.peerIdByKey.get(Buffer.from(publisherKey.buffer, publisherKey.byteOffset, publisherKey.byteLength).toString('hex'));
+        return peerId !== undefined && isAdmitted(peerId);
+      };
       const store = await RecordStore.open({
         db,
         now,
+        admitsPublisher,
         maxTtlMs: () => parameters().recordTtlSec * 1000,
         // A replica holds about quota × share of a publisher's records; twice that absorbs imbalance.
         // The share walks the whole ring, so it is computed once per view version.
@@ -373,6 +394,8 @@ export class PeerNode {
       counters.define('IMEDistributedCacheFetches', 'DID fetches this peer made as a reader', 'counter');
       counters.define('IMEDistributedCachePublishes', 'DIDs this peer published into the ring', 'counter');
 
+      // Set once anti-entropy exists (below); stores arrive only after the ring service is up.
+      let strays: AntiEntropy | undefined;
       await serveRpc(
         host,
         RING_PROTOCOL,
@@ -386,6 +409,11 @@ export class PeerNode {
           },
           onPing: () => configSync.current?.config.sequence ?? 0,
           onRequest: (peerId) => view?.heardFrom(peerId),
+          // A writer that saw the replicas down fell back to us: readers ask the replicas, so the
+          // records must get there (anti-entropy's stray handover) rather than wait here.
+          onStored: (keys) => {
+            if (keys.some((k) => !liveView.replicasFor(k).includes(self))) strays?.handOverStraysSoon();
+          },
           counters: { stores: (n) => counters.inc('IMEDistributedCacheStores', n), reads: (n) => counters.inc('IMEDistributedCacheReads', n) },
         }),
         { onInternalError: (err, remote) => log.child('ring').error('ring request failed', { remote: remote.toString(), message: (err as Error).message }) },
@@ -413,6 +441,7 @@ export class PeerNode {
         log: ringLog,
         requestTimeoutMs: Math.max(rpcTimeoutMs, 10_000),
       });
+      strays = antiEntropy;
       const ownPublisher: Publisher = publisherFromSeed(ed25519Seed(privateKey));
       const publisher = await DidPublisher.open({
         db,

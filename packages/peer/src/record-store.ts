@@ -39,6 +39,13 @@ export interface RecordStoreOptions {
   readonly maxTtlMs: number | (() => number);
   /** The per-publisher cap at this replica, by hex publisher key (default: unlimited). */
   readonly capFor?: (publisherKeyHex: string) => number;
+  /**
+   * Whether a record's publisher may have records here at all (the peer: an admitted ring member).
+   * Asked of every record, whoever sends it: a relayed record of a banned or outside publisher, or
+   * one signed with a key no member holds, must not get in through an admitted accomplice (default:
+   * every publisher).
+   */
+  readonly admitsPublisher?: (publisherKey: Uint8Array) => boolean;
   /** Read single keys with LevelDB's synchronous get (default true; see `get`). */
   readonly syncReads?: boolean;
 }
@@ -233,6 +240,7 @@ export class RecordStore implements RecordStoreApi {
   readonly #now: () => number;
   readonly #maxTtlMs: () => number;
   readonly #capFor: (publisherKeyHex: string) => number;
+  readonly #admitsPublisher: ((publisherKey: Uint8Array) => boolean) | undefined;
   readonly #counts: Map<string, Counts>;
   readonly #syncReads: boolean;
   #recordCount: number;
@@ -245,6 +253,7 @@ export class RecordStore implements RecordStoreApi {
     const ttl = options.maxTtlMs;
     this.#maxTtlMs = typeof ttl === 'function' ? ttl : () => ttl;
     this.#capFor = options.capFor ?? (() => Number.POSITIVE_INFINITY);
+    this.#admitsPublisher = options.admitsPublisher;
     this.#counts = counts;
     this.#syncReads = options.syncReads ?? typeof options.db.getSync === 'function';
     let total = 0;
@@ -417,6 +426,8 @@ export class RecordStore implements RecordStoreApi {
       else if (r.expiresAtMs <= now) results[i] = { accepted: false, code: 'E_RECORD_EXPIRED', message: 'the record has expired' };
       else if (r.expiresAtMs > latestExpiry) {
         results[i] = { accepted: false, code: 'E_RECORD_TTL', message: 'the record expires later than the ring TTL allows' };
+      } else if (this.#admitsPublisher !== undefined && !this.#admitsPublisher(r.publisherKey)) {
+        results[i] = { accepted: false, code: 'E_PUBLISHER_NOT_ADMITTED', message: "the record's publisher is not an admitted member of the ring" };
       } else pending.push(i);
     }
     if (pending.length === 0) return results;

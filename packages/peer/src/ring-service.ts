@@ -48,6 +48,8 @@ export interface RingServiceOptions {
   onPing?(fromPeerId: string, sequence: number): number;
   /** Every request from an admitted member: it is alive (the failure detector need not probe it). */
   onRequest?(fromPeerId: string): void;
+  /** Keys of records a writer's `store` made this peer keep (it may be a fallback for them). */
+  onStored?(keys: readonly Uint8Array[]): void;
   readonly counters?: RingServiceCounters;
 }
 
@@ -138,11 +140,16 @@ export function createRingHandler(options: RingServiceOptions): RpcHandler {
     if (passed.length > 0) {
       const stored = await store.put(passed, authenticatedPublisher ? { authenticatedPublisher } : {});
       let accepted = 0;
+      const keys: Uint8Array[] = [];
       stored.forEach((res, j) => {
         out[at[j] as number] = res;
-        if (res.accepted) accepted++;
+        if (res.accepted) {
+          accepted++;
+          if (kind === 'store') keys.push((passed[j] as DidRecord).key);
+        }
       });
       counters?.stores(accepted);
+      if (keys.length > 0) options.onStored?.(keys);
     }
     return results(out);
   }

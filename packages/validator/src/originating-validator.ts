@@ -285,17 +285,29 @@ export class OriginatingValidator {
     o.counters.inc('ValidationsSucceeded');
     const now = this.#now();
     const grant = outcome.grant;
-    const t = await o.pools.success(claimant.peerId, vcr.called, grant.value, {
-      number: vcr.called,
-      domain: claimant.domain,
-      sipUri: grant.sipUri,
-      ticket: grant.ticket,
-      learnedOnMs: now,
-      expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS,
-    });
+    let routes: LearnedRouteRecord[] = [];
+    const t = await o.pools.success(
+      claimant.peerId,
+      vcr.called,
+      grant.value,
+      {
+        number: vcr.called,
+        domain: claimant.domain,
+        sipUri: grant.sipUri,
+        ticket: grant.ticket,
+        learnedOnMs: now,
+        expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS,
+      },
+      // Stored before the pool that no longer holds them: a crash in between must not lose them.
+      async (transition) => {
+        // A penalty-box bucket holds several successes of one number: one route each, the latest ticket.
+        const released = [...new Map(transition.released.map((e) => [e.number, e])).values()];
+        // Routes are released with the time they were learned: now, and a year from now (guide L4398).
+        routes = released.map((e) => ({ ...e.route, learnedOnMs: now, expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS, peerId: claimant.peerId }));
+        if (routes.length > 0) await o.routes.add(routes);
+      },
+    );
     const bucket = t.bucket === null ? t.pool.defaultBucket : t.pool.numberBuckets[t.bucket];
-    // A penalty-box bucket holds several successes of one number: one route each, the latest ticket.
-    const released = [...new Map(t.released.map((e) => [e.number, e])).values()];
     this.#record({
       called: vcr.called,
       peerId: claimant.peerId,
@@ -305,12 +317,9 @@ export class OriginatingValidator {
       attempts: outcome.attempts,
       bucket: t.bucket ?? 'default',
       bucketTotal: bucket?.total ?? 0,
-      released: released.length,
+      released: routes.length,
     });
-    if (released.length > 0) {
-      // Routes are released with the time they were learned: now, and a year from now (guide L4398).
-      const routes: LearnedRouteRecord[] = released.map((e) => ({ ...e.route, learnedOnMs: now, expiresOnMs: now + TICKET_DEFAULT_VALIDITY_MS, peerId: claimant.peerId }));
-      await o.routes.add(routes);
+    if (routes.length > 0) {
       o.counters.inc('RoutesReleased', routes.length);
       o.log.info('bucket released routes', { peer: claimant.peerId, routes: routes.map((r) => r.number) });
       o.deliver(routes);

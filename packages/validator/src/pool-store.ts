@@ -127,8 +127,19 @@ export class PoolStore {
     });
   }
 
-  success(peer: string, number: string, value: ValidationValue, route: RouteGrant): Promise<PoolTransition<RouteGrant>> {
-    return this.#apply(peer, { kind: 'success', number, value, route });
+  /**
+   * `beforeSave` runs once the transition is known and before the pool is written: the caller stores
+   * the routes a release hands out there, so that a crash between the two writes repeats a release
+   * (the same routes again, later) instead of losing routes whose bucket was already emptied on disk.
+   */
+  success(
+    peer: string,
+    number: string,
+    value: ValidationValue,
+    route: RouteGrant,
+    beforeSave?: (transition: PoolTransition<RouteGrant>) => Promise<void>,
+  ): Promise<PoolTransition<RouteGrant>> {
+    return this.#apply(peer, { kind: 'success', number, value, route }, beforeSave);
   }
 
   failure(peer: string, number: string): Promise<PoolTransition<RouteGrant>> {
@@ -147,9 +158,10 @@ export class PoolStore {
     return n;
   }
 
-  #apply(peer: string, event: PoolEvent<RouteGrant>): Promise<PoolTransition<RouteGrant>> {
+  #apply(peer: string, event: PoolEvent<RouteGrant>, beforeSave?: (transition: PoolTransition<RouteGrant>) => Promise<void>): Promise<PoolTransition<RouteGrant>> {
     return this.#serialised(async () => {
       const transition = applyPoolEvent(this.#pools.get(peer) ?? emptyPool<RouteGrant>(peer), event, this.#threshold);
+      await beforeSave?.(transition);
       await putJson(this.#db, POOL_PREFIX + peer, transition.pool);
       this.#pools.set(peer, transition.pool);
       return transition;
