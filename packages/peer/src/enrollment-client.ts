@@ -110,3 +110,37 @@ export async function enroll(options: {
   }
   throw lastError ?? new ImeError('E_ENROLL_UNREACHABLE', 'no bootstrap is configured');
 }
+
+/** How long a first start keeps trying to reach a bootstrap, and the longest pause between tries. */
+export const FIRST_ENROLLMENT_RETRY_MS = 120_000;
+const FIRST_ENROLLMENT_MAX_PAUSE_MS = 15_000;
+
+/**
+ * The first enrollment, tried again while no bootstrap answers: peers and bootstraps are often started
+ * together (compose, a reboot, a loaded host), and a peer that gave up on the first timeout would need
+ * an operator to start it again. A refusal of the request itself (token, domain, ban) ends at once;
+ * a retry with the same token is safe, the bootstrap recognises its own PeerId's token.
+ */
+export async function enrollPersistently(
+  options: Parameters<typeof enroll>[0] & {
+    readonly now: () => number;
+    readonly retryForMs?: number;
+    readonly onRetry?: (error: ImeError, pauseMs: number) => void;
+    readonly sleep?: (ms: number) => Promise<void>;
+  },
+): Promise<Awaited<ReturnType<typeof enroll>>> {
+  const deadline = options.now() + (options.retryForMs ?? FIRST_ENROLLMENT_RETRY_MS);
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  for (let pauseMs = 1000; ; pauseMs = Math.min(pauseMs * 2, FIRST_ENROLLMENT_MAX_PAUSE_MS)) {
+    try {
+      return await enroll({ ...options, nowMs: options.now() });
+    } catch (err) {
+      const error = isImeError(err) ? err : new ImeError('E_ENROLL_UNREACHABLE', String(err));
+      if (FINAL.has(error.code) || error.code === 'E_ENROLL_AUTHORITY' || error.code === 'E_ENROLL_DOMAIN') throw error;
+      const pause = Math.min(pauseMs, deadline - options.now());
+      if (pause <= 0) throw error;
+      options.onRetry?.(error, pause);
+      await sleep(pause);
+    }
+  }
+}

@@ -41,7 +41,7 @@ import { AntiEntropy } from './anti-entropy.js';
 import { ConfigSync, type CurrentConfiguration } from './config-sync.js';
 import { DidPublisher, type PublishReport } from './did-publisher.js';
 import { registerPeerAdminRoutes } from './peer-admin.js';
-import { type Enrollment, enroll, loadEnrollment } from './enrollment-client.js';
+import { type Enrollment, enroll, enrollPersistently, loadEnrollment } from './enrollment-client.js';
 import { Handoff } from './handoff.js';
 import { type AdmissionState, type Health, computeHealth } from './health.js';
 import type { PeerConfig } from './peer-config.js';
@@ -319,7 +319,16 @@ export class PeerNode {
         } catch (err) {
           throw new ImeError('E_ENROLL_NO_TOKEN', `cannot read the enrollment token file ${tokenFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
         }
-        const result = await enroll({ db, rpc: rpc.enroll, bootstraps: [...bootstrapIds], request: { ...request, token }, ...(config.authorityFingerprint ? { authorityFingerprint: config.authorityFingerprint } : {}), nowMs: now() });
+        const result = await enrollPersistently({
+          db,
+          rpc: rpc.enroll,
+          bootstraps: [...bootstrapIds],
+          request: { ...request, token },
+          ...(config.authorityFingerprint ? { authorityFingerprint: config.authorityFingerprint } : {}),
+          nowMs: now(),
+          now,
+          onRetry: (err, pauseMs) => log.child('enroll').warn('no bootstrap answered the enrollment; trying again', { code: err.code, message: err.message, inMs: pauseMs }),
+        });
         enrollment = result.enrollment;
         if (result.configuration) await configSync.accept(result.configuration, 1, undefined);
       } else {
