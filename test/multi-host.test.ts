@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { FAST_TUNING, Member, type Role, waitFor } from '@ime/harness';
 import { AdminClient } from '@ime/runtime';
 import { type Host, NetnsLab, type RelayRoute, netnsUnavailable } from './netns.js';
+import type { Summary } from './ring-test-helpers.js';
 
 // Issue 7 item 5: the validation story across three hosts (network namespaces on one bridge).
 //   host a: the bootstrap, acme.example's peer and call manager, and the simulated PSTN switch
@@ -54,12 +55,6 @@ const ACME_CALLER = '+14085551234';
 const GLOBEX = ['+12125550101', '+12125550102'];
 const INITECH = ['+13125550201', '+13125550202', '+13125550203'];
 
-interface Summary {
-  health: 'RED' | 'YELLOW' | 'GREEN';
-  healthReasons: string[];
-  sequence: number;
-  peerCount: number;
-}
 interface ValidationView {
   called: string;
   domain: string;
@@ -141,13 +136,7 @@ describeIfNetns(unavailable === undefined ? TITLE : `${TITLE} (skipped: ${unavai
     for (const e of remote) {
       hostRoutes[e.host]?.push({ listen: { port: PORT.pstnAdmin }, connect: sock('pstn') }, { listen: sock(`callback-${e.key}`), connect: { port: e.callbackPort } });
     }
-    for (const label of ['a', 'b', 'c']) {
-      const adminRoutes = (adminPorts[label] as number[]).map((port) => ({ listen: sock(`admin-${label}-${port}`), connect: { port } }));
-      await lab.relay(label, [...adminRoutes, ...(hostRoutes[label] as RelayRoute[])]);
-    }
-    const adminKeys = Object.entries(adminPorts).flatMap(([label, ports]) => ports.map((port) => `${label}:${port}`));
-    const here = await lab.relay(undefined, adminKeys.map((k) => ({ listen: { port: 0 }, connect: sock(`admin-${k.replace(':', '-')}`) })));
-    relayedAdmin = new Map(adminKeys.map((k, i) => [k, `http://127.0.0.1:${here.ports[i]}`]));
+    relayedAdmin = await lab.relayAdmins(dir, adminPorts, hostRoutes);
 
     const bootstrap = define('bootstrap', 'bootstrap', a, PORT.bootstrapAdmin, {
       listen: [`/ip4/${a.address}/tcp/${PORT.bootstrapRing}`],

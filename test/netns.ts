@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ImeError } from '@ime/core';
 
@@ -302,6 +303,22 @@ export class NetnsLab {
     const relay = await Relay.start(label === undefined ? [] : this.exec(label), routes);
     this.#relays.push(relay);
     return relay;
+  }
+
+  /**
+   * Reaches the hosts' admin APIs (loopback-only by design) from here without the bridge, so cutting
+   * or splitting the network never cuts the test off its components: on each host a relay from Unix
+   * sockets in `dir` to its admin ports (plus that host's `extra` routes, in the same relay), and here
+   * one local port per socket. Returns the local admin URL by "label:port".
+   */
+  async relayAdmins(dir: string, adminPorts: Readonly<Record<string, readonly number[]>>, extra: Readonly<Record<string, readonly RelayRoute[]>> = {}): Promise<Map<string, string>> {
+    const sock = (label: string, port: number) => ({ path: join(dir, `admin-${label}-${port}.sock`) });
+    const keys = Object.entries(adminPorts).flatMap(([label, ports]) => ports.map((port) => ({ label, port })));
+    for (const [label, ports] of Object.entries(adminPorts)) {
+      await this.relay(label, [...ports.map((port): RelayRoute => ({ listen: sock(label, port), connect: { port } })), ...(extra[label] ?? [])]);
+    }
+    const here = await this.relay(undefined, keys.map((k) => ({ listen: { port: 0 }, connect: sock(k.label, k.port) })));
+    return new Map(keys.map((k, i) => [`${k.label}:${k.port}`, `http://127.0.0.1:${here.ports[i]}`]));
   }
 
   /** Removes everything this lab made; safe to call more than once. */

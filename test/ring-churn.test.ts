@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { expandPatterns, parseEnrolledPattern } from '@ime/core';
-import { type Member, RingHarness, waitFor } from '@ime/harness';
-import { counters, lookup } from './ring-test-helpers.js';
+import { RingHarness, waitFor } from '@ime/harness';
+import { liveCopies, lookup, seenDownByNeighbours } from './ring-test-helpers.js';
 
 // Churn (issue #4): a 12-peer ring of processes holding 5 000 DIDs loses 4 peers one at a time, with
 // a pause for handoff after each; every DID stays readable. Then 2 of the 3 replicas of one record
@@ -23,33 +23,14 @@ describe('a 12-peer ring under churn', () => {
     await ring?.stop();
   }, 60_000);
 
-  /** Its ring neighbours probe a peer; the others learn it is down at their first failed request. */
-  async function seenDownByNeighbours(gone: Member): Promise<boolean> {
-    let neighbours = 0;
-    for (const p of ring.running()) {
-      const members = (await (await p.admin()).get<{ members: { peerId: string; live: boolean; neighbour: boolean }[] }>('/v1/ring/members')).members;
-      const entry = members.find((m) => m.peerId === gone.peerId);
-      if (entry?.neighbour) {
-        neighbours++;
-        if (entry.live) return false;
-      }
-    }
-    return neighbours > 0;
-  }
-
-  async function liveCopies(): Promise<number> {
-    const all = await Promise.all(ring.running().map((p) => counters(p)));
-    return all.reduce((s, c) => s + (c.IMEDistributedCacheStoredData ?? 0), 0);
-  }
-
   it('keeps every DID readable while 4 of 12 peers stop one at a time', async () => {
     const reader = ring.peers[11]!;
     expect((await lookup(reader, numbers)).found).toBe(5000);
     for (const gone of ring.peers.slice(1, 5)) {
       await gone.stop();
-      await waitFor(`${gone.name} seen down by its ring neighbours`, () => seenDownByNeighbours(gone), 30_000, 200);
+      await waitFor(`${gone.name} seen down by its ring neighbours`, () => seenDownByNeighbours(ring.running(), gone), 30_000, 200);
       // Handoff restores three live copies of every record.
-      await waitFor('handoff to restore N copies', async () => (await liveCopies()) >= 3 * numbers.length, 60_000, 250);
+      await waitFor('handoff to restore N copies', async () => (await liveCopies(ring.running())) >= 3 * numbers.length, 60_000, 250);
       const result = await lookup(reader, numbers);
       expect({ after: gone.name, found: result.found, missing: result.missing.slice(0, 5), failed: result.failed.slice(0, 5) }).toEqual({
         after: gone.name,

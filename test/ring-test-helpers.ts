@@ -41,3 +41,37 @@ export async function refusal(call: Promise<unknown>): Promise<string> {
 export async function adminOf(m: Member): Promise<AdminClient> {
   return m.admin();
 }
+
+export interface MemberView {
+  peerId: string;
+  live: boolean;
+  neighbour: boolean;
+}
+
+/** The ring's members as `m` sees them (`/v1/ring/members`). */
+export async function ringMembers(m: Member): Promise<MemberView[]> {
+  return (await (await m.admin()).get<{ members: MemberView[] }>('/v1/ring/members')).members;
+}
+
+/**
+ * Its ring neighbours probe a peer, so they are the first to see it down (the others learn it at
+ * their first failed request): true once every running peer that counts `gone` as a neighbour sees
+ * it down.
+ */
+export async function seenDownByNeighbours(running: readonly Member[], gone: Member): Promise<boolean> {
+  let neighbours = 0;
+  for (const p of running) {
+    const entry = (await ringMembers(p)).find((m) => m.peerId === gone.peerId);
+    if (entry?.neighbour) {
+      neighbours++;
+      if (entry.live) return false;
+    }
+  }
+  return neighbours > 0;
+}
+
+/** Records held by the running peers' own stores, summed (N copies of each record once handoff is done). */
+export async function liveCopies(running: readonly Member[]): Promise<number> {
+  const all = await Promise.all(running.map((p) => counters(p)));
+  return all.reduce((s, c) => s + (c.IMEDistributedCacheStoredData ?? 0), 0);
+}

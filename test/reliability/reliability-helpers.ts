@@ -1,17 +1,19 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeSignedRingConfiguration } from '@ime/admission';
-import { BootstrapState, bootstrapConfigSchema, prepareBootstrap } from '@ime/bootstrap';
 import { ImeError, didRecordKey, parseE164 } from '@ime/core';
-import { type EnterpriseSpec, FAST_TUNING, Member, type PeerTuningInput, type RingHarness, type Role, waitFor } from '@ime/harness';
+import { type EnterpriseSpec, FAST_TUNING, Member, type PeerTuningInput, type RingHarness, type Role, startEnterprise, waitFor, writeBootstrapConfigs } from '@ime/harness';
 import { RingPlacement } from '@ime/peer';
-import { AdminClient, loadConfigFile, openDatabase } from '@ime/runtime';
+import { seededRandom } from '@ime/pstn-sim';
+import { AdminClient } from '@ime/runtime';
 import { ime } from '@ime/wire';
-import { type Host, NetnsLab, type RelayRoute } from '../netns.js';
-import { counters, summary } from '../ring-test-helpers.js';
+import { type Host, NetnsLab } from '../netns.js';
+import { summary } from '../ring-test-helpers.js';
+
+export { liveCopies, ringMembers, seenDownByNeighbours } from '../ring-test-helpers.js';
 
 /**
  * Shared helpers of the reliability suite (churn, crash safety, partition): progress lines a watcher
@@ -53,14 +55,9 @@ export function seededRng(say: (line: string) => void): Rng {
   }
   const seed = fromEnv !== undefined ? Number(fromEnv) >>> 0 : randomInt(2 ** 31);
   say(`random seed ${seed} (replay with IME_RELIABILITY_SEED=${seed})`);
-  let state = seed;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  // The simulated PSTN's mulberry32: the same seed gives the same sequence as before.
+  const source = seededRandom(seed);
+  const next = (): number => source.next();
   const int = (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo));
   return {
     seed,
@@ -115,39 +112,6 @@ export async function readAll(reader: Member, numbers: readonly string[], slice 
   return { ...out, found };
 }
 
-interface MemberView {
-  peerId: string;
-  live: boolean;
-  neighbour: boolean;
-}
-
-export async function ringMembers(m: Member): Promise<MemberView[]> {
-  return (await (await m.admin()).get<{ members: MemberView[] }>('/v1/ring/members')).members;
-}
-
-/**
- * Its ring neighbours probe a peer, so they are the first to see it down (the others learn it at
- * their first failed request): true once every running peer that counts `gone` as a neighbour sees
- * it down.
- */
-export async function seenDownByNeighbours(running: readonly Member[], gone: Member): Promise<boolean> {
-  let neighbours = 0;
-  for (const p of running) {
-    const entry = (await ringMembers(p)).find((m) => m.peerId === gone.peerId);
-    if (entry?.neighbour) {
-      neighbours++;
-      if (entry.live) return false;
-    }
-  }
-  return neighbours > 0;
-}
-
-/** Records held by the running peers' own stores, summed (N copies of each record once handoff is done). */
-export async function liveCopies(running: readonly Member[]): Promise<number> {
-  const all = await Promise.all(running.map((p) => counters(p)));
-  return all.reduce((s, c) => s + (c.IMEDistributedCacheStoredData ?? 0), 0);
-}
-
 export async function waitGreen(m: Member, timeoutMs = 90_000): Promise<void> {
   await waitFor(`${m.name} GREEN`, async () => (await summary(m)).health === 'GREEN', timeoutMs, 200);
 }
@@ -156,27 +120,11 @@ export async function waitGreen(m: Member, timeoutMs = 90_000): Promise<void> {
 // Call managers and validations
 
 /**
- * An enterprise's call-manager simulator on its peer, as `Cast` attaches one (`ime ring up`): a VAP
- * server instance with generated credentials on the peer, the simulator attached to it and to the
- * PSTN with the enterprise's lines. For rings the Cast does not build (other tuning, more peers).
+ * An enterprise's call-manager simulator on its peer, attached as `Cast` attaches one (`ime ring up`),
+ * for rings the Cast does not build (other tuning, more peers).
  */
 export async function startCallManager(ring: RingHarness, pstn: Member, peer: Member, spec: EnterpriseSpec): Promise<Member> {
-  const name = `cm-${spec.name}`;
-  const dir = join(ring.dir, name);
-  mkdirSync(dir, { recursive: true });
-  const vapPassword = randomBytes(18).toString('base64url');
-  writeFileSync(join(dir, 'vap.password'), `${vapPassword}\n`, { mode: 0o600 });
-  const admin = await peer.admin();
-  const vap = await admin.post<{ boundPort: number }>('/v1/vap/servers', { name: 'cucm', host: '127.0.0.1', port: 0 });
-  await admin.post('/v1/vap/credentials', { server: 'cucm', username: 'imeuser', password: vapPassword, ticketPassword: randomBytes(18).toString('base64url'), epoch: 1 });
-  return ring.startSimulator('cm', name, {
-    domain: spec.domain,
-    enrolledPatterns: spec.patterns,
-    exclusions: spec.exclusions,
-    vservice: { maxDidCount: 10_000 },
-    vap: { primary: `127.0.0.1:${vap.boundPort}`, username: 'imeuser', passwordFile: 'vap.password', reconnectIntervalSec: 1 },
-    pstn: { admin: pstn.ready.admin, tokenFile: pstn.ready.tokenFile },
-  });
+  return (await startEnterprise(ring, pstn, peer, spec)).cm;
 }
 
 export interface ValidationView {
@@ -369,16 +317,10 @@ export class NetnsRing {
     }
   }
 
-  /** On each host a relay from Unix sockets to its admin ports; here, one local port per socket. */
+  /** Admin APIs reached through relays outside the bridge (see NetnsLab.relayAdmins). */
   async #relays(hosts: readonly string[]): Promise<void> {
     const ports = [NETNS_PORT.peerAdmin, NETNS_PORT.bootstrapAdmin];
-    const sock = (label: string, port: number) => ({ path: join(this.dir, `admin-${label}-${port}.sock`) });
-    for (const label of hosts) {
-      await this.lab.relay(label, ports.map((port): RelayRoute => ({ listen: sock(label, port), connect: { port } })));
-    }
-    const keys = hosts.flatMap((label) => ports.map((port) => ({ label, port })));
-    const here = await this.lab.relay(undefined, keys.map((k) => ({ listen: { port: 0 }, connect: sock(k.label, k.port) })));
-    keys.forEach((k, i) => this.#relayed.set(`${k.label}:${k.port}`, `http://127.0.0.1:${here.ports[i]}`));
+    for (const [key, url] of await this.lab.relayAdmins(this.dir, Object.fromEntries(hosts.map((label) => [label, ports])))) this.#relayed.set(key, url);
   }
 
   /** Writes `<dir>/<name>/<role>.json`; relative paths in it are relative to that directory. */
@@ -391,7 +333,11 @@ export class NetnsRing {
   }
 
   #define(role: Role, name: string, host: Host, adminPort: number, config: Record<string, unknown>): Member {
-    const file = this.#writeConfig(role, name, adminPort, config);
+    return this.#member(role, name, host, adminPort, this.#writeConfig(role, name, adminPort, config));
+  }
+
+  /** The member run on `host` from configuration `file`, its admin API reached through the relays. */
+  #member(role: Role, name: string, host: Host, adminPort: number, file: string): Member {
     const m = new Member(role, name, 'process', file, join(this.dir, name), { launchPrefix: this.lab.exec(host.label) });
     this.#host.set(m, host.label);
     const url = this.#relayed.get(`${host.label}:${adminPort}`);
@@ -400,38 +346,28 @@ export class NetnsRing {
     return m;
   }
 
-  /**
-   * Like RingHarness with two bootstraps: the second starts from the first one's exported authority,
-   * and each names the other, so both serve one ring (and sync their state when they can).
-   */
+  /** One or two bootstraps of one ring, as RingHarness makes them (writeBootstrapConfigs), each on its host. */
   async #startBootstraps(options: NetnsRingOptions): Promise<void> {
     const hosts = options.bootstrapHosts.map((l) => this.lab.host(l));
     if (hosts.length < 1 || hosts.length > 2) throw new ImeError('E_TEST_SETUP', 'one or two bootstraps');
-    const base = (i: number) => ({
-      listen: [`/ip4/${(hosts[i] as Host).address}/tcp/${NETNS_PORT.bootstrapRing}`],
-      admission: 'auto',
-      ordinal: i,
-      syncIntervalSec: 1,
-      parameters: { pollIntervalSec: 1, ...options.parameters },
+    const name = (i: number) => `bootstrap-${i + 1}`;
+    const ringAddress = (i: number) => `/ip4/${(hosts[i] as Host).address}/tcp/${NETNS_PORT.bootstrapRing}`;
+    const written = await writeBootstrapConfigs(hosts.length as 1 | 2, {
+      write: (i, extra) => ({
+        file: this.#writeConfig('bootstrap', name(i), NETNS_PORT.bootstrapAdmin, {
+          listen: [ringAddress(i)],
+          admission: 'auto',
+          ordinal: i,
+          syncIntervalSec: 1,
+          parameters: { pollIntervalSec: 1, ...options.parameters },
+          ...extra,
+        }),
+        dir: join(this.dir, name(i)),
+      }),
+      dialAddress: (i, id) => `${ringAddress(i)}/p2p/${id}`,
+      stateFile: join(this.dir, 'bootstrap-state.json'),
     });
-    const dial = (i: number, id: string) => `/ip4/${(hosts[i] as Host).address}/tcp/${NETNS_PORT.bootstrapRing}/p2p/${id}`;
-    const first = this.#define('bootstrap', 'bootstrap-1', hosts[0] as Host, NETNS_PORT.bootstrapAdmin, base(0));
-    if (hosts.length === 2) {
-      const id1 = (await prepareBootstrap(await loadConfigFile(first.configFile, bootstrapConfigSchema))).peerId;
-      const db = await openDatabase(join(first.dir, 'data', 'db'));
-      const stateFile = join(this.dir, 'bootstrap-state.json');
-      try {
-        writeFileSync(stateFile, JSON.stringify((await BootstrapState.open(db)).exportState()), { mode: 0o600 });
-      } finally {
-        await db.close();
-      }
-      const second = this.#define('bootstrap', 'bootstrap-2', hosts[1] as Host, NETNS_PORT.bootstrapAdmin, { ...base(1), importState: stateFile, peerBootstraps: [dial(0, id1)] });
-      const id2 = (await prepareBootstrap(await loadConfigFile(second.configFile, bootstrapConfigSchema))).peerId;
-      this.#writeConfig('bootstrap', 'bootstrap-1', NETNS_PORT.bootstrapAdmin, { ...base(0), peerBootstraps: [dial(1, id2)] });
-      this.bootstraps.push(first, second);
-    } else {
-      this.bootstraps.push(first);
-    }
+    written.forEach((b, i) => this.bootstraps.push(this.#member('bootstrap', name(i), hosts[i] as Host, NETNS_PORT.bootstrapAdmin, b.file)));
     await Promise.all(this.bootstraps.map((b) => b.start()));
   }
 

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ImeError, countDids, parseEnrolledPattern, parseExclusionNumber } from '@ime/core';
+import { ImeError } from '@ime/core';
+import { type CastEnterprise, type EnterpriseSpec, startEnterprise } from './enterprise.js';
 import type { Member, Mode } from './member.js';
 import { RingHarness, waitFor } from './ring-harness.js';
 
@@ -12,14 +10,6 @@ import { RingHarness, waitFor } from './ring-harness.js';
  * lines it really owns. Secrets are generated per run and kept in files (mode 0600), never in the
  * configuration files.
  */
-
-export interface EnterpriseSpec {
-  /** Short name: the call manager is `cm-<name>`. */
-  readonly name: string;
-  readonly domain: string;
-  readonly patterns: readonly string[];
-  readonly exclusions: readonly string[];
-}
 
 /** The three enterprises of INTERFACES.md; more are generated as enterprise-N.example. */
 export const CAST_ENTERPRISES: readonly EnterpriseSpec[] = [
@@ -53,18 +43,6 @@ export interface CastOptions {
   readonly progress?: (line: string) => void;
 }
 
-export interface CastEnterprise {
-  readonly spec: EnterpriseSpec;
-  readonly peer: Member;
-  readonly cm: Member;
-  readonly dids: number;
-  readonly vapUser: string;
-  readonly ticketEpoch: number;
-  readonly ticketPasswordFile: string;
-  /** Held in memory for the demo's edge checks; on disk only in ticketPasswordFile. */
-  readonly ticketPassword: string;
-}
-
 /** One line of `ime ring up`'s ready report (INTERFACES.md). */
 export interface CastComponent {
   readonly role: 'bootstrap' | 'peer' | 'cm' | 'pstn';
@@ -75,13 +53,6 @@ export interface CastComponent {
   readonly admin: string;
   readonly tokenFile: string;
   readonly [field: string]: unknown;
-}
-
-const VAP_USER = 'imeuser';
-const TICKET_EPOCH = 1;
-
-function secretFile(file: string, secret: string): void {
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
 }
 
 export class Cast {
@@ -120,7 +91,8 @@ export class Cast {
       await ring.converge({ timeoutMs: 90_000 });
       say('starting the simulated PSTN and the call managers');
       const pstn = await ring.startSimulator('pstn', 'pstn', {});
-      const enterprises = await Promise.all(specs.map((spec, i) => Cast.#enterprise(ring, pstn, spec, ring.peers[i] as Member, options)));
+      const vap = options.keepaliveSec !== undefined ? { keepaliveSec: options.keepaliveSec } : {};
+      const enterprises = await Promise.all(specs.map((spec, i) => startEnterprise(ring, pstn, ring.peers[i] as Member, spec, vap)));
       const cast = new Cast(ring, pstn, enterprises);
       say('waiting for the call managers to register over VAP and publish their numbers');
       await cast.#published();
@@ -129,36 +101,6 @@ export class Cast {
       await ring.stop();
       throw err;
     }
-  }
-
-  static async #enterprise(ring: RingHarness, pstn: Member, spec: EnterpriseSpec, peer: Member, options: CastOptions): Promise<CastEnterprise> {
-    const cmName = `cm-${spec.name}`;
-    const dir = join(ring.dir, cmName);
-    mkdirSync(dir, { recursive: true });
-    const vapPassword = randomBytes(18).toString('base64url');
-    const ticketPassword = randomBytes(18).toString('base64url');
-    secretFile(join(dir, 'vap.password'), vapPassword);
-    const ticketPasswordFile = join(dir, 'ticket.password');
-    secretFile(ticketPasswordFile, ticketPassword);
-
-    const admin = await peer.admin();
-    const vap = await admin.post<{ boundPort: number }>('/v1/vap/servers', {
-      name: 'cucm',
-      host: '127.0.0.1',
-      port: 0,
-      ...(options.keepaliveSec !== undefined ? { keepaliveIntervalSec: options.keepaliveSec } : {}),
-    });
-    await admin.post('/v1/vap/credentials', { server: 'cucm', username: VAP_USER, password: vapPassword, ticketPassword, epoch: TICKET_EPOCH });
-    const cm = await ring.startSimulator('cm', cmName, {
-      domain: spec.domain,
-      enrolledPatterns: spec.patterns,
-      exclusions: spec.exclusions,
-      vservice: { maxDidCount: 10_000 },
-      vap: { primary: `127.0.0.1:${vap.boundPort}`, username: VAP_USER, passwordFile: 'vap.password', reconnectIntervalSec: 1 },
-      pstn: { admin: pstn.ready.admin, tokenFile: pstn.ready.tokenFile },
-    });
-    const dids = countDids(spec.patterns.map((p) => parseEnrolledPattern(p)), spec.exclusions.map((x) => parseExclusionNumber(x)));
-    return { spec, peer, cm, dids, vapUser: VAP_USER, ticketEpoch: TICKET_EPOCH, ticketPasswordFile, ticketPassword };
   }
 
   async #published(): Promise<void> {

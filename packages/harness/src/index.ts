@@ -3,3 +3,5 @@ export * from './ports.js';
 export * from './member.js';
 export * from './ring-harness.js';
 export * from './cast.js';
+export * from './enterprise.js';
+export * from './bootstraps.js';

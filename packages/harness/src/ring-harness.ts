@@ -1,9 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BootstrapState, prepareBootstrap, bootstrapConfigSchema } from '@ime/bootstrap';
 import { ImeError } from '@ime/core';
-import { loadConfigFile, openDatabase } from '@ime/runtime';
+import { writeBootstrapConfigs } from './bootstraps.js';
 import { Member, type Mode } from './member.js';
 import { freePorts } from './ports.js';
 
@@ -155,29 +154,15 @@ export class RingHarness {
     return { dir, file };
   }
 
-  async #startBootstraps(count: number): Promise<void> {
+  async #startBootstraps(count: 1 | 2): Promise<void> {
     const ports = await this.#ports(count * 2);
     const port = (i: number) => ({ ring: ports[2 * i] as number, admin: ports[2 * i + 1] as number });
-    const first = await this.#bootstrapConfig(0, port(0), {});
-    if (count === 2) {
-      // The second bootstrap starts from the first one's authority, and each names the other.
-      const id1 = (await prepareBootstrap(await loadConfigFile(first.file, bootstrapConfigSchema))).peerId;
-      const db = await openDatabase(join(first.dir, 'data', 'db'));
-      const stateFile = join(this.dir, 'bootstrap-state.json');
-      try {
-        writeFileSync(stateFile, JSON.stringify((await BootstrapState.open(db)).exportState()), { mode: 0o600 });
-      } finally {
-        await db.close();
-      }
-      const addr = (i: number, id: string) => `/ip4/127.0.0.1/tcp/${port(i).ring}/p2p/${id}`;
-      const second = await this.#bootstrapConfig(1, port(1), { importState: stateFile, peerBootstraps: [addr(0, id1)] });
-      const id2 = (await prepareBootstrap(await loadConfigFile(second.file, bootstrapConfigSchema))).peerId;
-      await this.#bootstrapConfig(0, port(0), { peerBootstraps: [addr(1, id2)] });
-      this.bootstraps.push(new Member('bootstrap', 'bootstrap-1', this.mode, first.file, first.dir));
-      this.bootstraps.push(new Member('bootstrap', 'bootstrap-2', this.mode, second.file, second.dir));
-    } else {
-      this.bootstraps.push(new Member('bootstrap', 'bootstrap-1', this.mode, first.file, first.dir));
-    }
+    const written = await writeBootstrapConfigs(count, {
+      write: (i, extra) => this.#bootstrapConfig(i, port(i), extra),
+      dialAddress: (i, id) => `/ip4/127.0.0.1/tcp/${port(i).ring}/p2p/${id}`,
+      stateFile: join(this.dir, 'bootstrap-state.json'),
+    });
+    written.forEach((b, i) => this.bootstraps.push(new Member('bootstrap', `bootstrap-${i + 1}`, this.mode, b.file, b.dir)));
     await Promise.all(this.bootstraps.map((b) => b.start()));
   }
 

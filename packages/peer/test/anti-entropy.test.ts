@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { RING_MAX, bigIntToPosition, intervalToKeyRange, positionToBigInt } from
 import { RecordStore } from '../src/record-store.js';
 import { arcRanges } from '../src/ring-placement.js';
 import { wireRangeToKeyRange } from '../src/ring-service.js';
+import type { RingTransport } from '../src/ring-types.js';
 import { LiveRingView } from '../src/ring-view.js';
 import { type RingFixture, createRingFixture } from './ring-fixture.js';
 
@@ -95,7 +96,7 @@ interface Ring {
   index: Map<string, number>;
 }
 
-async function ring(options: { batchSize?: number } = {}): Promise<Ring> {
+async function ring(options: { batchSize?: number; transport?: (i: number, t: RingTransport) => RingTransport } = {}): Promise<Ring> {
   const fixture = await createRingFixture({ size: 6, virtualNodes: 3, timeoutMs: 1000 });
   const views = fixture.peers.map((p) => new LiveRingView({ self: p.peerId, members: fixture.members, parameters: fixture.parameters }));
   const aes = fixture.peers.map(
@@ -103,7 +104,7 @@ async function ring(options: { batchSize?: number } = {}): Promise<Ring> {
       new AntiEntropy({
         view: views[i]!,
         store: p.store,
-        transport: p.transport,
+        transport: options.transport ? options.transport(i, p.transport) : p.transport,
         self: p.peerId,
         intervalMs: 60_000,
         ...(options.batchSize ? { batchSize: options.batchSize } : {}),
@@ -161,6 +162,17 @@ async function round(r: Ring): Promise<AntiEntropySummary> {
     recordsPushed: a.recordsPushed + s.recordsPushed,
     peersFailed: [...a.peersFailed, ...s.peersFailed],
   }));
+}
+
+/** Counts the rounds `ae` starts from now on (its timer's included). */
+function countRounds(ae: AntiEntropy): () => number {
+  let rounds = 0;
+  const original = ae.runOnce.bind(ae);
+  ae.runOnce = () => {
+    rounds++;
+    return original();
+  };
+  return () => rounds;
 }
 
 describe('AntiEntropy over a real ring (6 peers, 3 virtual nodes, N = 3)', () => {
@@ -284,15 +296,105 @@ describe('AntiEntropy over a real ring (6 peers, 3 virtual nodes, N = 3)', () =>
       intervalMs: 10,
     });
     r.aes.push(ae);
-    let rounds = 0;
-    const original = ae.runOnce.bind(ae);
-    ae.runOnce = () => {
-      rounds++;
-      return original();
-    };
+    const rounds = countRounds(ae);
     ae.start();
-    for (let i = 0; i < 200 && rounds < 2; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = 0; i < 200 && rounds() < 2; i++) await new Promise((res) => setTimeout(res, 10));
     ae.stop();
-    expect(rounds).toBeGreaterThanOrEqual(2);
+    expect(rounds()).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('AntiEntropy: stray records (held outside the arcs this peer replicates)', () => {
+  let r: Ring;
+  /** Handoff requests sent, by fixture index of sender and replica, with how many records each carried. */
+  let handoffs: { from: number; to: number; records: number }[];
+
+  beforeEach(async () => {
+    handoffs = [];
+    r = await ring({
+      transport: (i, t) => ({
+        request: (peerId, request, opts) => {
+          if (request.handoff) handoffs.push({ from: i, to: r.index.get(peerId)!, records: request.handoff.records?.length ?? 0 });
+          return t.request(peerId, request, opts);
+        },
+      }),
+    });
+  });
+  afterEach(async () => {
+    for (const a of r.aes) a.stop();
+    await r.fixture.close();
+  });
+
+  /** A record, a peer that is not one of its replicas (as every peer sees the ring), and its replicas. */
+  function strayAt(i: number): { rec: DidRecord; stray: number; replicas: number[] } {
+    const rec = r.fixture.seal(i % 6, numberOf(i));
+    const replicas = r.views[0]!.replicasFor(rec.key).map((p) => r.index.get(p)!);
+    const stray = [...r.index.values()].find((j) => !replicas.includes(j))!;
+    return { rec, stray, replicas };
+  }
+
+  const sentBy = (from: number) => handoffs.filter((h) => h.from === from);
+
+  it('a round hands a record held only by a non-replica to every replica; unchanged, it is not sent again; changed, it is', async () => {
+    const { rec, stray, replicas } = strayAt(7);
+    await put(r, r.fixture.peers[stray]!.peerId, [rec]);
+    expect(await missing(r, [rec])).toHaveLength(3);
+
+    const first = await r.aes[stray]!.runOnce();
+    expect(first.peersFailed).toEqual([]);
+    expect(await missing(r, [rec])).toEqual([]);
+    expect(sentBy(stray).map((h) => h.to).sort()).toEqual([...replicas].sort());
+    expect(sentBy(stray).every((h) => h.records === 1)).toBe(true);
+
+    handoffs = [];
+    await r.aes[stray]!.runOnce();
+    expect(sentBy(stray)).toEqual([]);
+
+    // A newer version of the same record changes the bucket's content: it goes out again.
+    const v2 = r.fixture.seal(7 % 6, numberOf(7), { sequence: 2 });
+    await put(r, r.fixture.peers[stray]!.peerId, [v2]);
+    await r.aes[stray]!.runOnce();
+    expect(sentBy(stray).map((h) => h.to).sort()).toEqual([...replicas].sort());
+    expect(await missing(r, [v2])).toEqual([]);
+  });
+
+  it('a replica that cannot be reached is reported and gets the record in the next round; the others are not sent it twice', async () => {
+    const { rec, stray, replicas } = strayAt(11);
+    await put(r, r.fixture.peers[stray]!.peerId, [rec]);
+    const [deadIndex, ...reached] = replicas as [number, ...number[]];
+    const deadId = r.fixture.peers[deadIndex]!.peerId;
+    await r.fixture.stopHost(deadIndex);
+
+    const first = await r.aes[stray]!.runOnce();
+    expect(first.peersFailed).toContain(deadId);
+    expect(r.views[stray]!.isLive(deadId)).toBe(false);
+    for (const j of reached) expect((await r.fixture.peers[j]!.store.get(rec.key)).map((h) => h.sequence)).toEqual([1]);
+    expect(await r.fixture.peers[deadIndex]!.store.get(rec.key)).toEqual([]);
+
+    // Back, and seen live again (as a probe's answer does), the replica gets the record in the next round.
+    await r.fixture.startHost(deadIndex);
+    r.views[stray]!.markUp(deadId);
+    handoffs = [];
+    const second = await r.aes[stray]!.runOnce();
+    expect(second.peersFailed).toEqual([]);
+    expect(await missing(r, [rec])).toEqual([]);
+    expect(sentBy(stray).map((h) => h.to)).toEqual([deadIndex]);
+  });
+
+  it('handOverStraysSoon hands a stored stray over without waiting for a round', async () => {
+    const { rec, stray } = strayAt(23);
+    const ae = r.aes[stray]!;
+    const rounds = countRounds(ae);
+    ae.start();
+    await put(r, r.fixture.peers[stray]!.peerId, [rec]);
+    ae.handOverStraysSoon();
+    let left = await missing(r, [rec]);
+    for (let i = 0; i < 300 && left.length > 0; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      left = await missing(r, [rec]);
+    }
+    expect(left).toEqual([]);
+    // The round timer (60 s) has not fired: the handover alone moved the record.
+    expect(rounds()).toBe(0);
   });
 });

@@ -17,7 +17,7 @@ let db: Database;
 let clock: number;
 const now = () => clock;
 
-async function open(options: { capFor?: (hex: string) => number } = {}): Promise<RecordStore> {
+async function open(options: { capFor?: (hex: string) => number; admitsPublisher?: (publisherKey: Uint8Array) => boolean } = {}): Promise<RecordStore> {
   return RecordStore.open({ db, now, maxTtlMs: TTL, ...options });
 }
 
@@ -182,6 +182,87 @@ describe('RecordStore: sequences and ownership', () => {
     expect(codes(await store.put([seal(alice, '+14085550130', 3)]))).toEqual(['ok']);
     expect(store.recordCount).toBe(1);
     expect(store.publisherSlots(alice.publicKey)).toBe(2);
+  });
+});
+
+describe('RecordStore: admitted publishers only', () => {
+  /** The peer's rule, by key: only the publishers listed are admitted members. */
+  const admitting = (...members: Publisher[]) => {
+    const admitted = new Set(members.map((p) => Buffer.from(p.publicKey).toString('hex')));
+    return (publisherKey: Uint8Array) => admitted.has(Buffer.from(publisherKey).toString('hex'));
+  };
+
+  it("stores an admitted publisher's records and refuses an outsider's with E_PUBLISHER_NOT_ADMITTED, storing nothing of it", async () => {
+    const member = generatePublisher();
+    const outsider = generatePublisher();
+    const store = await open({ admitsPublisher: admitting(member) });
+    const mine = seal(member, '+14085550170');
+    const theirs = seal(outsider, '+14085550171');
+    const sameKey = seal(outsider, '+14085550170');
+    const results = await store.put([mine, theirs, sameKey]);
+    expect(codes(results)).toEqual(['ok', 'E_PUBLISHER_NOT_ADMITTED', 'E_PUBLISHER_NOT_ADMITTED']);
+    expect(results[1]!.message).toMatch(/not an admitted member/);
+    expect(store.recordCount).toBe(1);
+    expect(store.publisherSlots(member.publicKey)).toBe(1);
+    expect(store.publisherSlots(outsider.publicKey)).toBe(0);
+    expect(await store.get(theirs.key)).toEqual([]);
+    expect((await store.get(mine.key)).map((r) => Buffer.from(r.publisherKey))).toEqual([Buffer.from(member.publicKey)]);
+    expect((await store.scan({ lte: RING_END })).entries).toHaveLength(1);
+  });
+
+  it("refuses an outsider's tombstone too, so it cannot take quota slots or block a later record", async () => {
+    const member = generatePublisher();
+    const outsider = generatePublisher();
+    const store = await open({ admitsPublisher: admitting(member) });
+    expect(codes(await store.put([tomb(outsider, '+14085550172', 9), tomb(member, '+14085550173', 1)]))).toEqual(['E_PUBLISHER_NOT_ADMITTED', 'ok']);
+    expect(store.publisherSlots(outsider.publicKey)).toBe(0);
+    expect(store.publisherSlots(member.publicKey)).toBe(1);
+    expect(await store.get(tomb(outsider, '+14085550172', 9).key)).toEqual([]);
+  });
+
+  it('asks about every record, even one relayed by its authenticated publisher (the handoff path)', async () => {
+    const outsider = generatePublisher();
+    const asked: string[] = [];
+    const store = await open({
+      admitsPublisher: (key) => {
+        asked.push(Buffer.from(key).toString('hex'));
+        return false;
+      },
+    });
+    const records = [raw(outsider.publicKey, keyAt(10)), raw(outsider.publicKey, keyAt(20), 1, true)];
+    const results = await store.put(records, { authenticatedPublisher: outsider.publicKey });
+    expect(codes(results)).toEqual(['E_PUBLISHER_NOT_ADMITTED', 'E_PUBLISHER_NOT_ADMITTED']);
+    expect(asked).toEqual([Buffer.from(outsider.publicKey).toString('hex'), Buffer.from(outsider.publicKey).toString('hex')]);
+    expect(store.recordCount).toBe(0);
+    expect((await store.scan({ lte: RING_END })).entries).toEqual([]);
+  });
+
+  it('follows the rule as it changes: a publisher admitted later is stored, one no longer admitted is refused', async () => {
+    const member = generatePublisher();
+    let admitted = false;
+    const store = await open({ admitsPublisher: () => admitted });
+    expect(codes(await store.put([seal(member, '+14085550174', 1)]))).toEqual(['E_PUBLISHER_NOT_ADMITTED']);
+    admitted = true;
+    expect(codes(await store.put([seal(member, '+14085550174', 1)]))).toEqual(['ok']);
+    admitted = false;
+    expect(codes(await store.put([seal(member, '+14085550174', 2)]))).toEqual(['E_PUBLISHER_NOT_ADMITTED']);
+    expect((await store.get(seal(member, '+14085550174').key)).map((r) => r.sequence)).toEqual([1]);
+  });
+
+  it('keeps its own checks first: a malformed or expired record is refused for that, not for its publisher', async () => {
+    const outsider = generatePublisher();
+    const store = await open({ admitsPublisher: () => false });
+    const malformed = { ...seal(outsider, '+14085550175'), key: new Uint8Array(31) };
+    const expired = seal(outsider, '+14085550176', 1, { expiresAtMs: clock });
+    expect(codes(await store.put([malformed, expired]))).toEqual(['E_DID_RECORD_MALFORMED', 'E_RECORD_EXPIRED']);
+  });
+
+  it('without the option, every publisher is accepted as before', async () => {
+    const store = await open();
+    const anyone = generatePublisher();
+    expect(codes(await store.put([seal(anyone, '+14085550177'), tomb(anyone, '+14085550178', 1)]))).toEqual(['ok', 'ok']);
+    expect(store.recordCount).toBe(1);
+    expect(store.publisherSlots(anyone.publicKey)).toBe(2);
   });
 });
 
