@@ -1,20 +1,26 @@
 import '@ime/core/polyfill';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Row, type Suite, type Target, machine, renderMarkdown, renderTable } from './harness.js';
+import { Interrupted } from './ring/cleanup.js';
 import { coreSuite } from './suites/core.js';
 import { ringSuite } from './suites/ring.js';
+import { scaleSuite } from './suites/scale.js';
 import { ticketSuite } from './suites/ticket.js';
 import { validationSuite } from './suites/validation.js';
 import { vapSuite } from './suites/vap.js';
 
 /**
  * `pnpm bench <name> [--quick] [--json]`: runs suites, prints a table (and with --json one JSON object
- * as the last line), and writes bench/results/latest.{json,md} and <name>.{json,md}.
+ * as the last line), and writes bench/results/latest.{json,md} and, for each suite it ran, <suite>.{json,md}
+ * (<suite>.quick.{json,md} with --quick, so a quick run during development never replaces the last
+ * full-size figures that bench/README.md is generated from). `all` runs every suite, then rewrites the
+ * generated section of bench/README.md (scripts/bench-readme.mjs).
  */
 
-const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite, vapSuite, validationSuite];
+const SUITES: readonly Suite[] = [ticketSuite, coreSuite, ringSuite, vapSuite, validationSuite, scaleSuite];
 /** Named in INTERFACES.md; their components are built by later issues. */
 const NOT_BUILT: Readonly<Record<string, string>> = {
 };
@@ -42,26 +48,49 @@ async function main(): Promise<void> {
   if (selected.length === 0) usage(`unknown benchmark "${name}"`);
 
   const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const suffix = quick ? '.quick' : '';
+  const write = (base: string, report: Record<string, unknown>, rows: readonly Row[], targets: readonly Target[]) => {
+    writeFileSync(join(resultsDir, `${base}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(resultsDir, `${base}.md`), renderMarkdown(rows, targets, report));
+  };
+
   const rows: Row[] = [];
   const targets: Target[] = [];
   for (const suite of selected) {
     progress(`${suite.name}: ${suite.description}${quick ? ' (quick)' : ''}`);
-    const result = await suite.run({ quick, progress });
+    const started = performance.now();
+    let result: { rows: Row[]; targets: Target[] };
+    try {
+      result = await suite.run({ quick, progress });
+    } catch (err) {
+      // One suite failing does not lose the others' figures in `all`; its own file says it failed.
+      if (name !== 'all' || err instanceof Interrupted) throw err;
+      const error = `${(err as { code?: string }).code ?? 'E_BENCH_FAILED'}: ${err instanceof Error ? err.message : String(err)}`;
+      progress(`${suite.name} FAILED: ${error}`);
+      result = { rows: [{ bench: suite.name, system: 'ours', op: 'suite', n: 0, error }], targets: [] };
+    }
+    const seconds = Math.round((performance.now() - started) / 1000);
+    progress(`${suite.name}: done in ${seconds} s`);
     rows.push(...result.rows);
     targets.push(...result.targets);
+    // Each suite keeps its last run beside the others' (the README is generated from these).
+    const meta = { date: new Date().toISOString(), quick, machine: machine(), duration_sec: seconds };
+    write(`${suite.name}${suffix}`, { ...meta, bench: suite.name, rows: result.rows, targets: result.targets }, result.rows, result.targets);
   }
   const skipped = name === 'all' ? Object.entries(NOT_BUILT).map(([n, what]) => ({ bench: n, reason: `${what} is not built yet` })) : [];
   const meta = { date: new Date().toISOString(), quick, machine: machine() };
   const report = { ...meta, bench: name, rows, targets, skipped };
+  write('latest', report, rows, targets);
+  if (name === 'all') write(`all${suffix}`, report, rows, targets);
 
-  const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  // latest.* is the last run of anything; <name>.* keeps each benchmark's last run next to the others.
-  const json = `${JSON.stringify(report, null, 2)}\n`;
-  const markdown = renderMarkdown(rows, targets, meta);
-  for (const base of ['latest', name]) {
-    writeFileSync(join(resultsDir, `${base}.json`), json);
-    writeFileSync(join(resultsDir, `${base}.md`), markdown);
+  if (name === 'all') {
+    // Its lines go to stderr: with --json the last line of stdout is the report.
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'bench-readme.mjs');
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const line of `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => l.length > 0)) progress(line);
+    if (r.status !== 0) progress(`E_BENCH_README: node scripts/bench-readme.mjs exited with ${String(r.status)}; bench/README.md was not updated`);
   }
 
   process.stdout.write(`${renderTable(rows, targets)}\n`);
