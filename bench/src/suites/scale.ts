@@ -8,7 +8,7 @@ import { Member, type ReadyInfo, RingHarness, freePorts, waitFor } from '@ime/ha
 import { AdminClient } from '@ime/runtime';
 import { createVapCertificate } from '@ime/vap';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
-import { type Cleanup, runWithCleanup } from '../ring/cleanup.js';
+import { type Cleanup, Interrupted, runWithCleanup } from '../ring/cleanup.js';
 import { processCpuMs } from '../ring/proc.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
 import { deal, expandPattern, latencies, parseProcStatus, patterns, roles, sample } from '../ring/stats.js';
@@ -361,6 +361,9 @@ class Worker {
       this.#waiting.set(id, resolve);
       void this.exited.then(() => reject(new Error(`worker ${this.index + 1} exited: ${this.stderrTail()}`)));
     });
+    // When the send below throws, nobody awaits the answer: its rejection at the worker's exit must
+    // not become an unhandled one (which would end this process before its clean-up).
+    answer.catch(() => undefined);
     this.send({ type: 'status', id });
     try {
       return await answer;
@@ -421,6 +424,12 @@ class ScaleBench {
 
   #progress(line: string): void {
     this.#o.progress(`scale: ${line}`);
+  }
+
+  /** After Ctrl-C or SIGTERM the clean-up is under way: measure nothing more. */
+  #stopIfInterrupted(): void {
+    const signal = this.#cleanup.interrupted;
+    if (signal !== undefined) throw new Interrupted(signal);
   }
 
   get #dids(): number {
@@ -497,8 +506,11 @@ class ScaleBench {
       this.#progress(`${s.peers} peers up and converged in ${Math.round(startMs / 1000)} s; the peer processes' RSS ${round3(idleRss)} MB`);
 
       const { publishers, readers } = roles(s.peers, s.publishers);
+      this.#stopIfInterrupted();
       const published = await this.#publish(ring, publishers);
+      this.#stopIfInterrupted();
       const fetched = await this.#fetch(readers, published);
+      this.#stopIfInterrupted();
       await this.#memory(idle);
       this.#disk(publishers);
 
@@ -570,6 +582,7 @@ class ScaleBench {
     this.#progress(`${s.peers} peers enrolled (${Math.round((performance.now() - started) / 1000)} s); admitting them in ${waves.length} waves of up to ${ADMISSION_WAVE}`);
     const admitted: number[] = [];
     for (const [k, wave] of waves.entries()) {
+      this.#stopIfInterrupted();
       // Admissions in flight together share the bootstrap's coalesced configurations.
       await Promise.all(wave.map((i) => bootstrap.post(`/v1/peers/${(this.#peers[i]?.ready as ReadyInfo).peerId}/admit`, {})));
       admitted.push(...wave);
@@ -618,6 +631,8 @@ class ScaleBench {
     await waitFor(
       `${admitted.length} peers GREEN with ${admitted.length} members`,
       async () => {
+        // Ends the wait at once after Ctrl-C; the caller then stops.
+        if (this.#cleanup.interrupted !== undefined) return true;
         const { sequence } = await bootstrap.get<{ sequence: number }>('/v1/summary');
         const states = await this.#peerStates();
         const mine = admitted.map((i) => states[i]);
@@ -636,6 +651,7 @@ class ScaleBench {
       CONVERGE_LIMIT_MS,
       1000,
     );
+    this.#stopIfInterrupted();
   }
 
   /** Every publisher publishes its share at once; returns the numbers the ring took. */
@@ -678,6 +694,7 @@ class ScaleBench {
         const admin = await this.#admin(p);
         const out: { requested: number; numbers: string[]; failed: { number: string; code: string }[] } = { requested: 0, numbers: [], failed: [] };
         for (const pats of publisherRequests(j, s.didsPerPublisher)) {
+          this.#stopIfInterrupted();
           const all = pats.flatMap(expandPattern);
           let answer: PublishAnswer;
           try {
@@ -805,7 +822,8 @@ class ScaleBench {
       system: 'ours',
       peers: s.peers,
       op: 'fetch-concurrent',
-      ops_per_sec: round3(concurrent.length / (ms / 1000)),
+      // Fetches that found their number, per second: failures answered fast must not raise the rate.
+      ops_per_sec: round3(concFound / (ms / 1000)),
       ms: round3(ms),
       ...conc,
       via: 'in-peer',
@@ -818,7 +836,7 @@ class ScaleBench {
       ...(concErrors.length > 0 ? { error_codes: histogram(concErrors) } : {}),
     });
     this.#progress(
-      `fetch (${inFlight} in flight): ${Math.round(concurrent.length / (ms / 1000))} fetches/s, p50 ${conc.p50_ms} ms, p95 ${conc.p95_ms} ms, ` +
+      `fetch (${inFlight} in flight): ${Math.round(concFound / (ms / 1000))} fetches/s found, p50 ${conc.p50_ms} ms, p95 ${conc.p95_ms} ms, ` +
         `p99 ${conc.p99_ms} ms; ${concFound}/${concurrent.length} found`,
     );
     return { total: sequential.length + concurrent.length, found: seqFound + concFound };
