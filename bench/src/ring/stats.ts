@@ -150,3 +150,16 @@ export function sample<T>(items: readonly T[], count: number, seed = 1): T[] {
   }
   return a.slice(0, n);
 }
+
+/** The code of a failed operation, for counting failures by kind. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+}
+
+/** How many times each code occurs. */
+export function histogram(codes: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of codes) out[c] = (out[c] ?? 0) + 1;
+  return out;
+}

@@ -15,7 +15,9 @@ import { ringDetails } from '../ring/report.js';
 import {
   anchorPercentile,
   deal,
+  errorCode,
   expandPattern,
+  histogram,
   latencies,
   numbers,
   parseProcStatTicks,
@@ -158,17 +160,6 @@ interface PublishAnswer {
 
 interface Counters {
   counters: Record<string, number>;
-}
-
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-}
-
-function histogram(codes: readonly string[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const c of codes) out[c] = (out[c] ?? 0) + 1;
-  return out;
 }
 
 function isPortTaken(err: unknown): boolean {

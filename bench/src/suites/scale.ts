@@ -11,7 +11,7 @@ import { type Row, type Suite, type SuiteOptions, type Target, round3, target } 
 import { type Cleanup, Interrupted, runWithCleanup } from '../ring/cleanup.js';
 import { processCpuMs } from '../ring/proc.js';
 import { PRODUCTION_TUNING } from '../ring/production.js';
-import { deal, expandPattern, latencies, parseProcStatus, patterns, roles, sample } from '../ring/stats.js';
+import { deal, errorCode, expandPattern, histogram, latencies, parseProcStatus, patterns, roles, sample } from '../ring/stats.js';
 
 /**
  * Scale (issue #8): a ring of 256 peers, many peers per process — each peer with its own libp2p host
@@ -94,17 +94,6 @@ interface LookupAnswer {
   missing: string[];
   failed: { number: string; code: string }[];
   latenciesMs?: number[];
-}
-
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
-}
-
-function histogram(codes: readonly string[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const c of codes) out[c] = (out[c] ?? 0) + 1;
-  return out;
 }
 
 function mb(bytes: number): number {
