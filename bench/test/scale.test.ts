@@ -71,13 +71,15 @@ describe('scale bench helpers', () => {
       { bench: 'scale', system: 'ours', peers: 256, op: 'publish', ops_per_sec: 12_345.6, ms: 81_000, n: 1_000_000, publishers: 10, published: 999_990, failed: 10, failure_codes: { E_OVER_QUOTA: 10 }, replication_factor: 3, replica_records_stored: 2_999_970, replica_records_expected: 2_999_970 },
       { bench: 'scale', system: 'ours', peers: 256, op: 'fetch', p50_ms: 0.6, p95_ms: 2, p99_ms: 5, n: 2000, readers: 10, found: 1999, not_found: 1, errors: 0, warmup_fetches: 1000 },
       { bench: 'scale', system: 'ours', op: 'memory', n: 0, error: 'E_HARNESS_START: boom' },
+      { bench: 'scale', system: 'ours', peers: 256, op: 'fetch-concurrent', n: 2000, readers: 10, concurrency: 80, found: 1500, not_found: 0, errors: 0, not_sent: 500, gave_up_after_ms: 600_000 },
       { bench: 'ring', system: 'ours', op: 'fetch', n: 1 },
     ]);
     const lines = table.split('\n');
-    expect(lines).toHaveLength(5); // header, rule and the three scale rows
+    expect(lines).toHaveLength(6); // header, rule and the four scale rows
     expect(lines[2]).toContain('| publish | 256 | 12,346 | 81,000 |');
     expect(lines[2]).toContain('999,990 published, 10 failed (E_OVER_QUOTA: 10)');
     expect(lines[3]).toContain('found 1,999/2,000, 1 not found');
     expect(lines[4]).toContain('FAILED: E_HARNESS_START: boom');
+    expect(lines[5]).toContain('found 1,500/2,000, 500 not asked (stopped after 10 minutes)');
   });
 });

@@ -48,10 +48,38 @@ interface Sizes {
   readonly warmupPerReader: number;
   /** Fetches in flight per reader in the concurrent run. */
   readonly concurrencyPerReader: number;
+  /**
+   * Bounds on a run that cannot keep up (an overloaded machine): after this long no new publication
+   * request, and no new lookup request, is sent; what was not sent is counted as such in the rows.
+   */
+  readonly publishLimitMs: number;
+  readonly fetchLimitMs: number;
 }
 
-const FULL: Sizes = { peers: 256, peersPerProcess: 64, publishers: 10, didsPerPublisher: 100_000, fetchSample: 2000, warmupPerReader: 100, concurrencyPerReader: 8 };
-const QUICK: Sizes = { peers: 64, peersPerProcess: 32, publishers: 4, didsPerPublisher: 25_000, fetchSample: 1000, warmupPerReader: 50, concurrencyPerReader: 8 };
+const FULL: Sizes = {
+  peers: 256,
+  peersPerProcess: 64,
+  publishers: 10,
+  didsPerPublisher: 100_000,
+  fetchSample: 2000,
+  warmupPerReader: 100,
+  concurrencyPerReader: 8,
+  publishLimitMs: 20 * 60_000,
+  fetchLimitMs: 10 * 60_000,
+};
+const QUICK: Sizes = {
+  peers: 64,
+  peersPerProcess: 32,
+  publishers: 4,
+  didsPerPublisher: 25_000,
+  fetchSample: 1000,
+  warmupPerReader: 50,
+  concurrencyPerReader: 8,
+  publishLimitMs: 5 * 60_000,
+  fetchLimitMs: 3 * 60_000,
+};
+/** Numbers per lookup request at concurrency 1 (per reader in the concurrent run: × its concurrency). */
+const LOOKUP_CHUNK = 25;
 
 /**
  * Patterns of 3 X per publication request (the admin API takes up to 100): 5 000 DIDs. The admin
@@ -86,6 +114,15 @@ interface PublishAnswer {
   requested: number;
   published: number;
   failed: readonly { number: string; code: string; message: string }[];
+}
+
+/** Several lookup answers of one reader together, and the numbers it never asked for. */
+interface Lookups {
+  found: number;
+  readonly missing: string[];
+  readonly failed: { number: string; code: string }[];
+  readonly latenciesMs: number[];
+  notSent: number;
 }
 
 interface LookupAnswer {
@@ -678,13 +715,18 @@ class ScaleBench {
         .catch(() => undefined)
         .finally(() => (ticking = false));
     }, PROGRESS_EVERY_MS);
+    const deadline = start + s.publishLimitMs;
     const answers = await Promise.all(
       publishers.map(async (p, j) => {
         const admin = await this.#admin(p);
-        const out: { requested: number; numbers: string[]; failed: { number: string; code: string }[] } = { requested: 0, numbers: [], failed: [] };
+        const out: { requested: number; notSent: number; numbers: string[]; failed: { number: string; code: string }[] } = { requested: 0, notSent: 0, numbers: [], failed: [] };
         for (const pats of publisherRequests(j, s.didsPerPublisher)) {
           this.#stopIfInterrupted();
           const all = pats.flatMap(expandPattern);
+          if (performance.now() > deadline) {
+            out.notSent += all.length;
+            continue;
+          }
           let answer: PublishAnswer;
           try {
             answer = await admin.post<PublishAnswer>('/v1/dids', { vserviceId: 'scale', patterns: pats });
@@ -709,8 +751,9 @@ class ScaleBench {
     const ms = performance.now() - start;
     const numbers = answers.flatMap((a) => a.numbers);
     const failed = answers.flatMap((a) => a.failed);
-    this.#publishFailures = failed.length;
     const requested = answers.reduce((total, a) => total + a.requested, 0);
+    const notSent = answers.reduce((total, a) => total + a.notSent, 0);
+    this.#publishFailures = failed.length + notSent;
     // W of N replicas acknowledged each record before its request answered; the rest follow.
     const stored = sum(await this.#storedRecords()) - storedBefore;
     this.rows.push({
@@ -720,7 +763,7 @@ class ScaleBench {
       op: 'publish',
       ops_per_sec: round3(numbers.length / (ms / 1000)),
       ms: round3(ms),
-      n: requested,
+      n: requested + notSent,
       via: 'admin-http',
       note:
         `${publishers.length} peers publish at once, each POST /v1/dids with up to ${PATTERNS_PER_REQUEST} patterns of 3 X per request; ` +
@@ -728,6 +771,7 @@ class ScaleBench {
       publishers: publishers.length,
       published: numbers.length,
       failed: failed.length,
+      ...(notSent > 0 ? { not_sent: notSent, gave_up_after_ms: s.publishLimitMs } : {}),
       ...(failed.length > 0 ? { failure_codes: histogram(failed.map((f) => f.code)) } : {}),
       replication_factor: parameters.replicationFactor,
       replica_records_stored: stored,
@@ -735,8 +779,9 @@ class ScaleBench {
       loadavg_1m: load,
     });
     this.#progress(
-      `published ${numbers.length.toLocaleString('en-US')}/${requested.toLocaleString('en-US')} in ${Math.round(ms / 1000)} s ` +
-        `(${Math.round(numbers.length / (ms / 1000))} DIDs/s); ${failed.length} failed`,
+      `published ${numbers.length.toLocaleString('en-US')}/${(requested + notSent).toLocaleString('en-US')} in ${Math.round(ms / 1000)} s ` +
+        `(${Math.round(numbers.length / (ms / 1000))} DIDs/s); ${failed.length} failed` +
+        (notSent > 0 ? `; ${notSent} not sent: the publication stopped after ${s.publishLimitMs / 60_000} minutes` : ''),
     );
     return numbers;
   }
@@ -752,6 +797,28 @@ class ScaleBench {
     }
   }
 
+  /**
+   * One reader's lookups of `numbers`, in requests of LOOKUP_CHUNK × concurrency (each well inside the
+   * admin API's HTTP limits on a slow ring); none is sent after `deadline` (counted as not sent).
+   */
+  async #lookups(reader: number, numbers: readonly string[], concurrency: number, timings: boolean, deadline: number): Promise<Lookups> {
+    const out: Lookups = { found: 0, missing: [], failed: [], latenciesMs: [], notSent: 0 };
+    const size = LOOKUP_CHUNK * concurrency;
+    for (let i = 0; i < numbers.length; i += size) {
+      const chunk = numbers.slice(i, i + size);
+      if (performance.now() > deadline) {
+        out.notSent += chunk.length;
+        continue;
+      }
+      const a = await this.#lookup(reader, chunk, concurrency, timings);
+      out.found += a.found;
+      out.missing.push(...a.missing);
+      out.failed.push(...a.failed);
+      out.latenciesMs.push(...(a.latenciesMs ?? []));
+    }
+    return out;
+  }
+
   /** Warm-up, then the timed fetches at concurrency 1 and concurrently, each number read once. */
   async #fetch(readers: readonly number[], published: readonly string[]): Promise<{ total: number; found: number }> {
     const s = this.#s;
@@ -762,38 +829,35 @@ class ScaleBench {
     const concurrent = picked.slice(warmupCount + s.fetchSample);
     const reader = (r: number) => readers[r] as number;
 
+    const deadline = performance.now() + s.fetchLimitMs;
     this.#progress(`fetch warm-up: ${warmupCount} fetches of other numbers by ${readers.length} non-publishing peers`);
-    const warmAnswers = await Promise.all(deal(warm, readers.length).map((list, r) => this.#lookup(reader(r), list, 1, false)));
+    const warmAnswers = await Promise.all(deal(warm, readers.length).map((list, r) => this.#lookups(reader(r), list, 1, false, deadline)));
 
     this.#progress(`fetch: ${sequential.length} numbers one at a time (concurrency 1), reader after reader`);
-    const seqMs: number[] = [];
-    let seqFound = 0;
-    let seqMissing = 0;
-    const seqErrors: string[] = [];
-    for (const [r, list] of deal(sequential, readers.length).entries()) {
-      const a = await this.#lookup(reader(r), list, 1, true);
-      seqMs.push(...(a.latenciesMs ?? []));
-      seqFound += a.found;
-      seqMissing += a.missing.length;
-      seqErrors.push(...a.failed.map((f) => f.code));
-    }
-    const seq = latencies(seqMs);
+    const seqAnswers: Lookups[] = [];
+    for (const [r, list] of deal(sequential, readers.length).entries()) seqAnswers.push(await this.#lookups(reader(r), list, 1, true, deadline));
+    const seqFound = seqAnswers.reduce((total, a) => total + a.found, 0);
+    const seqErrors = seqAnswers.flatMap((a) => a.failed.map((f) => f.code));
+    const seqNotSent = seqAnswers.reduce((total, a) => total + a.notSent, 0);
+    const seq = latencies(seqAnswers.flatMap((a) => a.latenciesMs));
     this.rows.push({
       bench: 'scale',
       system: 'ours',
       peers: s.peers,
       op: 'fetch',
       ...seq,
+      n: sequential.length,
       via: 'in-peer',
-      note: 'POST /v1/dids/lookup {concurrency: 1, timings: true}, one reader at a time: each fetch timed inside the reading peer',
+      note: `POST /v1/dids/lookup {concurrency: 1, timings: true} of ${LOOKUP_CHUNK} numbers, one reader at a time: each fetch timed inside the reading peer`,
       concurrency: 1,
       readers: readers.length,
       found: seqFound,
-      not_found: seqMissing,
+      not_found: seqAnswers.reduce((total, a) => total + a.missing.length, 0),
       errors: seqErrors.length,
       ...(seqErrors.length > 0 ? { error_codes: histogram(seqErrors) } : {}),
+      ...(seqNotSent > 0 ? { not_sent: seqNotSent, gave_up_after_ms: s.fetchLimitMs } : {}),
       warmup_fetches: warmupCount,
-      warmup_failures: warmAnswers.reduce((total, a) => total + a.missing.length + a.failed.length, 0),
+      warmup_failures: warmAnswers.reduce((total, a) => total + a.missing.length + a.failed.length + a.notSent, 0),
       loadavg_1m: round3(loadavg()[0] ?? Number.NaN),
     });
     this.#progress(`fetch (concurrency 1): p50 ${seq.p50_ms} ms, p95 ${seq.p95_ms} ms, p99 ${seq.p99_ms} ms; ${seqFound}/${sequential.length} found`);
@@ -801,11 +865,12 @@ class ScaleBench {
     const inFlight = readers.length * s.concurrencyPerReader;
     this.#progress(`fetch: ${concurrent.length} other numbers, ${readers.length} readers at once with ${s.concurrencyPerReader} each in flight (${inFlight} in all)`);
     const start = performance.now();
-    const answers = await Promise.all(deal(concurrent, readers.length).map((list, r) => this.#lookup(reader(r), list, s.concurrencyPerReader, true)));
+    const answers = await Promise.all(deal(concurrent, readers.length).map((list, r) => this.#lookups(reader(r), list, s.concurrencyPerReader, true, deadline)));
     const ms = performance.now() - start;
-    const conc = latencies(answers.flatMap((a) => a.latenciesMs ?? []));
+    const conc = latencies(answers.flatMap((a) => a.latenciesMs));
     const concFound = answers.reduce((total, a) => total + a.found, 0);
     const concErrors = answers.flatMap((a) => a.failed.map((f) => f.code));
+    const concNotSent = answers.reduce((total, a) => total + a.notSent, 0);
     this.rows.push({
       bench: 'scale',
       system: 'ours',
@@ -815,6 +880,7 @@ class ScaleBench {
       ops_per_sec: round3(concFound / (ms / 1000)),
       ms: round3(ms),
       ...conc,
+      n: concurrent.length,
       via: 'in-peer',
       note: `POST /v1/dids/lookup {concurrency: ${s.concurrencyPerReader}, timings: true} to ${readers.length} readers at once; ms is the whole run`,
       concurrency: inFlight,
@@ -823,6 +889,7 @@ class ScaleBench {
       not_found: answers.reduce((total, a) => total + a.missing.length, 0),
       errors: concErrors.length,
       ...(concErrors.length > 0 ? { error_codes: histogram(concErrors) } : {}),
+      ...(concNotSent > 0 ? { not_sent: concNotSent, gave_up_after_ms: s.fetchLimitMs } : {}),
     });
     this.#progress(
       `fetch (${inFlight} in flight): ${Math.round(concFound / (ms / 1000))} fetches/s found, p50 ${conc.p50_ms} ms, p95 ${conc.p95_ms} ms, ` +
@@ -924,7 +991,8 @@ function scaleDetail(r: Row): string {
   if (typeof r.error === 'string') return `FAILED: ${r.error}`;
   const outcome = (found: unknown) =>
     `found ${cell(found)}/${cell(r.n)}${Number(r.not_found) > 0 ? `, ${cell(r.not_found)} not found` : ''}` +
-    `${Number(r.errors) > 0 ? `, ${cell(r.errors)} errors (${cell(r.error_codes)})` : ''}`;
+    `${Number(r.errors) > 0 ? `, ${cell(r.errors)} errors (${cell(r.error_codes)})` : ''}` +
+    `${Number(r.not_sent) > 0 ? `, ${cell(r.not_sent)} not asked (stopped after ${cell(Number(r.gave_up_after_ms) / 60_000)} minutes)` : ''}`;
   switch (r.op) {
     case 'ring-start':
       return (
@@ -934,6 +1002,7 @@ function scaleDetail(r: Row): string {
     case 'publish':
       return (
         `${cell(r.publishers)} publishers at once, N = ${cell(r.replication_factor)}; ${cell(r.published)} published, ${cell(r.failed)} failed` +
+        `${Number(r.not_sent) > 0 ? `, ${cell(r.not_sent)} not sent (stopped after ${cell(Number(r.gave_up_after_ms) / 60_000)} minutes)` : ''}` +
         `${r.failure_codes ? ` (${cell(r.failure_codes)})` : ''}; replica records stored ${cell(r.replica_records_stored)} of ${cell(r.replica_records_expected)}${load(r)}`
       );
     case 'fetch':
