@@ -303,6 +303,7 @@ describe('attacks on the ring, the validation exchange, tickets and VAP', () => 
     const rogueRecord = (n: string) =>
       sealDidRecord({ ringSalt: salt, number: parseE164(n), publisher: publisherFromSeed(ed25519Seed(rogueKey)), claim: { vserviceId: 'rogue-vs', publishedAtMs: Date.now() }, sequence: Date.now(), expiresAtMs: Date.now() + 3600_000 });
     expect(recordCodes(await admittedWire.ring(acme.peerId, { store: { records: [rogueRecord('+4930555000201')] } }), 'store')).toEqual(['accepted']);
+    expect((await (await acme.admin()).get<{ held: boolean }>(`/v1/store/dids/${encodeURIComponent('+4930555000201')}`)).held).toBe(true);
     for (const m of members) {
       expect((await (await m.admin()).get<{ connections: string[] }>('/v1/connections')).connections).toContain(rogue.peerId);
     }
@@ -329,6 +330,11 @@ describe('attacks on the ring, the validation exchange, tickets and VAP', () => 
       50,
     );
     progress(`banned peer dropped by all ${members.length} members ${Date.now() - bannedAt} ms after the ban (poll interval ${pollSec} s)`);
+    // What it stored while admitted leaves the replicas with the ban, not at its expiry, and no reader
+    // sees it as a claim meanwhile.
+    const preBan = encodeURIComponent('+4930555000201');
+    await waitFor('the record it stored before the ban to leave the store', async () => !(await (await acme.admin()).get<{ held: boolean }>(`/v1/store/dids/${preBan}`)).held, 10_000, 50);
+    for (const m of members) expect((await (await m.admin()).get<{ claims: unknown[] }>(`/v1/dids/${preBan}`)).claims).toEqual([]);
 
     // Afterwards: every request it makes is refused at the connection, by every member.
     const bannedWire = wireOf(rogue, 3000);

@@ -108,7 +108,7 @@ export const peerConfigSchema = defineConfigSchema({
       pingMisses: { type: 'integer', default: 2, min: 1, max: 10, description: 'Missed probes before a neighbour is considered down.' },
       rpcTimeoutMs: { type: 'integer', default: 3000, min: 100, max: 60_000, description: 'Timeout of one ring request.' },
       antiEntropyIntervalSec: { type: 'integer', default: 300, min: 1, max: 86_400, description: 'How often replicas compare their records.' },
-      expirySweepSec: { type: 'integer', default: 600, min: 1, max: 86_400, description: 'How often expired records are deleted.' },
+      expirySweepSec: { type: 'integer', default: 600, min: 1, max: 86_400, description: 'How often expired records, and those of publishers no longer admitted, are deleted.' },
     },
   },
 });

@@ -192,6 +192,7 @@ export class PeerNode {
   #successor: PeerNode | undefined;
   #restarting: Promise<PeerNode> | undefined;
   #lastMotd = '';
+  #admitsPublisher: (publisherKey: Uint8Array) => boolean = () => false;
   #health: Health = { level: 0, name: 'RED', reasons: ['starting'] };
 
   private constructor(parts: {
@@ -434,6 +435,7 @@ export class PeerNode {
         transport,
         localStore: store,
         ...(publisherKey ? { localPublisherKey: publisherKey } : {}),
+        admitsPublisher,
         log: ringLog,
         now,
         requestTimeoutMs: rpcTimeoutMs,
@@ -495,7 +497,7 @@ export class PeerNode {
       });
       node.#startOptions = options;
       node.#auditLog = auditLog;
-      node.#wire(membersOf, isAllowed);
+      node.#wire(membersOf, isAllowed, admitsPublisher);
       const vcrs = await VcrStore.open({ db, now, retentionMs: config.vap.vcrRetentionHours * 3600 * 1000 });
       const vapTls = await loadVapTls(db, config.vap, `${config.name}.${node.domain}`);
       node.#vap = await PeerVapService.open({
@@ -544,7 +546,12 @@ export class PeerNode {
     }
   }
 
-  #wire(membersOf: (c: CurrentConfiguration | undefined) => PlacementMember[], isAllowed: (id: string) => boolean): void {
+  #wire(
+    membersOf: (c: CurrentConfiguration | undefined) => PlacementMember[],
+    isAllowed: (id: string) => boolean,
+    admitsPublisher: (publisherKey: Uint8Array) => boolean,
+  ): void {
+    this.#admitsPublisher = admitsPublisher;
     const log = this.#log;
     const c = this.counters;
     c.gauge('IMEDistributedCacheHealth', 'Ring health: 0 red, 1 yellow, 2 green', () => this.#health.level);
@@ -584,7 +591,7 @@ export class PeerNode {
     this.#antiEntropy.start();
     this.#publisher.start((err) => log.child('publish').warn('republish failed', { message: (err as Error).message }));
     const every = (ms: number, fn: () => unknown) => this.#every(ms, fn);
-    every(this.#config.tuning.expirySweepSec * 1000, () => this.#store.sweepExpired());
+    every(this.#config.tuning.expirySweepSec * 1000, () => this.#sweepStore());
     every(1000, () => this.#evaluateHealth());
     every(12 * 3600 * 1000, () => this.#renewIfDue());
     this.#evaluateHealth();
@@ -628,7 +635,14 @@ export class PeerNode {
         conn.close().catch(() => undefined);
       }
     }
-    const self = admissionOf(config, this.peerId, this.#now());
+    // A ban (or a peer taken off the roster) takes its records off this replica now, not at expiry.
+    const nowMs = this.#now();
+    if (previous?.config.roster.some((e) => admissionOf(previous.config, e.peerId, nowMs).admitted && !admissionOf(config, e.peerId, nowMs).admitted)) {
+      this.#sweepStore()
+        .then((dropped) => dropped > 0 && this.#log.child('config').info('records of publishers no longer admitted dropped', { records: dropped }))
+        .catch((err: unknown) => this.#log.warn('dropping the records of publishers no longer admitted failed', { message: (err as Error).message }));
+    }
+    const self = admissionOf(config, this.peerId, nowMs);
     if (!self.admitted && self.reason === 'banned') {
       const ban = config.bans.find((b) => b.peerId === this.peerId);
       this.alerts.raise('BannedFromNetwork', { severity: 'critical', details: { reason: ban?.reason ?? '' } });
@@ -649,6 +663,11 @@ export class PeerNode {
       this.alerts.clear('SWUpdateRequired');
     }
     this.#log.child('config').info('ring configuration accepted', { sequence: config.sequence, hops: current.hops, members: config.roster.length });
+  }
+
+  /** Expired records go, and those of publishers the current configuration no longer admits. */
+  #sweepStore(): Promise<number> {
+    return this.#store.sweep(this.#configSync.current ? { admitted: this.#admitsPublisher } : {});
   }
 
   #admissionState(): AdmissionState {

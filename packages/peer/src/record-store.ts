@@ -368,14 +368,25 @@ export class RecordStore implements RecordStoreApi {
     return { digests: hashes.map((h) => new Uint8Array(h.digest())), counts };
   }
 
-  async sweepExpired(): Promise<number> {
-    // Find the keys holding expired records without holding the queue, then rewrite them a chunk at a
+  sweepExpired(): Promise<number> {
+    return this.sweep();
+  }
+
+  /**
+   * Drops expired records and, with `admitted`, the records of publishers it no longer admits (a ban,
+   * a peer taken off the roster): a banned publisher's records go at once rather than at their expiry.
+   * Returns how many records went.
+   */
+  async sweep(options: { admitted?: (publisherKey: Uint8Array) => boolean } = {}): Promise<number> {
+    // Find the keys holding such records without holding the queue, then rewrite them a chunk at a
     // time inside it (each chunk re-reads its keys, so a put that ran in between is respected).
     const now = this.#now();
+    const admitted = options.admitted;
+    const gone = (r: DidRecord) => r.expiresAtMs <= now || (admitted !== undefined && !admitted(r.publisherKey));
     const chunks: Uint8Array[][] = [[]];
     const whole: Segment = { from: RING_START, fromInclusive: true, to: RING_END };
     await this.#iterate(whole, (key, value) => {
-      if (decodeStored(value).some((r) => r.expiresAtMs <= now)) {
+      if (decodeStored(value).some(gone)) {
         let chunk = chunks[chunks.length - 1] as Uint8Array[];
         if (chunk.length >= SWEEP_CHUNK) chunks.push((chunk = []));
         chunk.push(Uint8Array.from(key));
@@ -383,7 +394,7 @@ export class RecordStore implements RecordStoreApi {
       return true;
     });
     let dropped = 0;
-    for (const chunk of chunks) dropped += await this.#serialised(() => this.#dropExpired(chunk, now));
+    for (const chunk of chunks) dropped += await this.#serialised(() => this.#drop(chunk, gone));
     return dropped;
   }
 
@@ -541,8 +552,8 @@ export class RecordStore implements RecordStoreApi {
     return results;
   }
 
-  /** Re-reads keys and drops their expired records; returns how many records went. */
-  async #dropExpired(keys: readonly Uint8Array[], now: number): Promise<number> {
+  /** Re-reads keys and drops their records that are `gone`; returns how many records went. */
+  async #drop(keys: readonly Uint8Array[], gone: (r: DidRecord) => boolean): Promise<number> {
     if (keys.length === 0) return 0;
     const values = await this.#db.getMany(keys.map(recordsKey));
     const ops: BatchOp[] = [];
@@ -552,10 +563,10 @@ export class RecordStore implements RecordStoreApi {
       const v = values[j];
       if (v === undefined) return;
       const records = decodeStored(v);
-      const kept = records.filter((r) => r.expiresAtMs > now);
+      const kept = records.filter((r) => !gone(r));
       if (kept.length === records.length) return;
       for (const r of records) {
-        if (r.expiresAtMs > now) continue;
+        if (!gone(r)) continue;
         dropped++;
         const id = hex(r.publisherKey);
         let d = delta.get(id);

@@ -34,6 +34,12 @@ export interface RingCoordinatorOptions {
   readonly requestTimeoutMs?: number;
   /** Batches in flight per replica (default 4). */
   readonly pipeline?: number;
+  /**
+   * Whether a publisher is admitted now. Records of one that is not (banned, taken off the roster,
+   * certificate expired) are left out of every answer, this peer's own store included: replicas drop
+   * them at their next sweep, and until then no reader sees them as claims.
+   */
+  readonly admitsPublisher?: (publisherKey: Uint8Array) => boolean;
 }
 
 /** What became of one record of a store or withdraw. */
@@ -124,6 +130,7 @@ export class RingCoordinator {
   readonly #view: RingView;
   readonly #transport: RingTransport;
   readonly #store: RecordStoreApi;
+  readonly #admitsPublisher: ((publisherKey: Uint8Array) => boolean) | undefined;
   readonly #localPublisherKey: Uint8Array | undefined;
   readonly #log: RingLog;
   readonly #now: () => number;
@@ -143,6 +150,7 @@ export class RingCoordinator {
     this.#now = options.now ?? Date.now;
     this.#requestOptions = options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs };
     this.#pipeline = Math.max(1, options.pipeline ?? DEFAULT_PIPELINE);
+    this.#admitsPublisher = options.admitsPublisher;
   }
 
   /** Stores records (not tombstones) on W of their replicas each. */
@@ -340,7 +348,8 @@ export class RingCoordinator {
       this.#log('warn', 'ring request refused', { peer, code: info.code, message: info.message });
       return false;
     }
-    this.#view.reportUnreachable(peer, `${info.code}: ${info.message}`);
+    if (info.code === 'E_RPC_TIMEOUT') this.#view.reportTimeout(peer, `${info.code}: ${info.message}`);
+    else this.#view.reportUnreachable(peer, `${info.code}: ${info.message}`);
     return true;
   }
 
@@ -398,7 +407,7 @@ export class RingCoordinator {
     if (peer === this.#view.self) {
       // Our own store verified every record it holds, or had it from its authenticated publisher: the
       // same bytes from another replica need no verification either.
-      const records = await this.#store.get(key);
+      const records = (await this.#store.get(key)).filter((r) => this.#admits(r));
       for (const r of records) this.#remember(r);
       return records;
     }
@@ -409,12 +418,16 @@ export class RingCoordinator {
     const out: DidRecord[] = [];
     for (const r of entry.records) {
       if (!(r.key instanceof Uint8Array) || !bytesEqual(r.key, key) || r.expiresAtMs <= now) continue;
-      if (!this.#valid(r, peer)) continue;
+      if (!this.#admits(r) || !this.#valid(r, peer)) continue;
       const at = out.findIndex((o) => bytesEqual(o.publisherKey, r.publisherKey));
       if (at < 0) out.push(r);
       else if ((out[at] as DidRecord).sequence < r.sequence) out[at] = r;
     }
     return out;
+  }
+
+  #admits(r: DidRecord): boolean {
+    return this.#admitsPublisher === undefined || (r.publisherKey instanceof Uint8Array && this.#admitsPublisher(r.publisherKey));
   }
 
   /** Verifies a record once: a record byte-for-byte equal to one verified before is valid. */

@@ -30,8 +30,13 @@ export interface RingView {
   replicasFor(key: Uint8Array): string[];
   /** Every live member in preference order for a key (replicas first, then fallbacks). */
   preferenceList(key: Uint8Array): string[];
-  /** What the data plane tells the view when a peer failed to answer (it may mark it down). */
+  /** What the data plane tells the view when a peer could not be reached (it marks it down). */
   reportUnreachable(peerId: string, reason: string): void;
+  /**
+   * A request to the peer timed out: on a loaded machine that is a slow peer more often than a dead
+   * one, so it counts as a missed probe (down after the configured misses) rather than marking it down.
+   */
+  reportTimeout(peerId: string, reason: string): void;
   /** Called on every change, with the view before and after (placement and liveness). */
   onChange(listener: (change: RingViewChange) => void): () => void;
   /** The view as it is now, immutable: handoff compares snapshots before and after a change. */

@@ -48,6 +48,9 @@ function sameMembers(a: RingPlacement, b: readonly PlacementMember[]): boolean {
   return seen.size === a.members.size;
 }
 
+/** Missed answers before a peer is down when no prober says otherwise (the peer's pingMisses default). */
+const DEFAULT_MISSES = 2;
+
 export class LiveRingView implements RingView {
   readonly self: string;
   #parameters: RingParameters;
@@ -110,6 +113,10 @@ export class LiveRingView implements RingView {
   /** A request to the peer failed to connect: it is down until a probe gets an answer. */
   reportUnreachable(peerId: string, reason: string): void {
     this.markDown(peerId, reason);
+  }
+
+  reportTimeout(peerId: string, reason: string): void {
+    this.#missed(peerId, reason);
   }
 
   markDown(peerId: string, reason: string): void {
@@ -221,6 +228,8 @@ export class LiveRingView implements RingView {
    * neighbour each interval. A peer seen down is still probed: only a probe brings it back.
    */
   heardFrom(peerId: string): void {
+    // An answer ends a run of timeouts: misses count in a row, not over the peer's lifetime.
+    this.#misses.delete(peerId);
     if (this.#prober) this.#heard.set(peerId, this.#now());
   }
 
@@ -256,13 +265,19 @@ export class LiveRingView implements RingView {
           this.markDown(peerId, message);
           return;
         }
-        const misses = (this.#misses.get(peerId) ?? 0) + 1;
-        this.#misses.set(peerId, misses);
-        if (misses >= prober.options.misses) this.markDown(peerId, `${misses} probes failed, last: ${code} ${message}`);
+        this.#missed(peerId, `${code} ${message}`);
       }
     })().finally(() => this.#inflight.delete(peerId));
     this.#inflight.set(peerId, run);
     return run;
+  }
+
+  /** One more missed answer (probe or request); the peer is down once they reach the configured misses. */
+  #missed(peerId: string, last: string): void {
+    if (peerId === this.self || !this.isMember(peerId)) return;
+    const misses = (this.#misses.get(peerId) ?? 0) + 1;
+    this.#misses.set(peerId, misses);
+    if (misses >= (this.#prober?.options.misses ?? DEFAULT_MISSES)) this.markDown(peerId, `${misses} probes or requests got no answer, last: ${last}`);
   }
 
   /**

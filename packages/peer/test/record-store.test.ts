@@ -337,6 +337,32 @@ describe('RecordStore: expiry', () => {
   });
 });
 
+describe('RecordStore: publishers no longer admitted', () => {
+  it('a sweep told who is admitted drops the records of every other publisher, with their slots, and keeps the rest', async () => {
+    const alice = generatePublisher();
+    const mallory = generatePublisher();
+    const store = await open();
+    const shared = '+14085550170';
+    await store.put([seal(alice, shared), seal(mallory, shared), seal(mallory, '+14085550171'), seal(alice, '+14085550172')]);
+    expect(store.recordCount).toBe(4);
+    // Without an admission view (no configuration yet) nothing but expiry counts.
+    expect(await store.sweep()).toBe(0);
+    const admitted = (key: Uint8Array) => Buffer.from(key).equals(Buffer.from(alice.publicKey));
+    expect(await store.sweep({ admitted })).toBe(2);
+    expect(store.recordCount).toBe(2);
+    expect(store.publisherSlots(mallory.publicKey)).toBe(0);
+    expect(store.publisherSlots(alice.publicKey)).toBe(2);
+    const key = seal(alice, shared).key;
+    expect((await store.get(key)).map((r) => Buffer.from(r.publisherKey))).toEqual([Buffer.from(alice.publicKey)]);
+    expect(await store.get(seal(mallory, '+14085550171').key)).toEqual([]);
+    expect(await store.sweep({ admitted })).toBe(0);
+    await db.close();
+    db = await openDatabase(dir);
+    const reopened = await open();
+    expect([reopened.recordCount, reopened.publisherSlots(mallory.publicKey)]).toEqual([2, 0]);
+  });
+});
+
 describe('RecordStore: scan and digest', () => {
   const alice = generatePublisher();
 

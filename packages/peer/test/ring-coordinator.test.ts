@@ -210,6 +210,24 @@ describe('RingCoordinator: reads on a 3-peer ring (every peer a replica)', () =>
     expect(nothing).toMatchObject({ found: false, agreed: true, records: [] });
   });
 
+  it('leaves out the records of a publisher that is no longer admitted, in its own store and in every answer', async () => {
+    const number = nextNumber();
+    await ring.coordinator(0).store([ring.seal(0, number)]);
+    await ring.coordinator(1).store([ring.seal(1, number)]);
+    const banned = hexOf(ring.seal(1, number).publisherKey);
+    const admitsPublisher = (key: Uint8Array) => hexOf(key) !== banned;
+    // Every peer is a replica, so peer 0 reads its own store and two others; peer 1's record is on all.
+    const read = await ring.coordinator(0, undefined, { admitsPublisher }).fetch(ring.keyOf(number));
+    expect(read).toMatchObject({ found: true, agreed: true });
+    expect(read.records.map((r) => hexOf(r.publisherKey))).toEqual([hexOf(ring.seal(0, number).publisherKey)]);
+    const everyone = await ring.coordinator(2).fetch(ring.keyOf(number));
+    expect(everyone.records).toHaveLength(2);
+    // Only the excluded publisher's claim: the number reads as not found.
+    const only = nextNumber();
+    await ring.coordinator(1).store([ring.seal(1, only)]);
+    expect(await ring.coordinator(2, undefined, { admitsPublisher }).fetch(ring.keyOf(only))).toMatchObject({ found: false, records: [] });
+  });
+
   it('falls back to a single answer when two replicas are down', async () => {
     const number = nextNumber();
     await ring.coordinator(0).store([ring.seal(0, number)]);

@@ -79,6 +79,10 @@ export class TestRingView implements RingView {
     if (this.markDownOnReport && !this.down.has(peerId)) this.setDown(peerId, true);
   }
 
+  reportTimeout(peerId: string, reason: string): void {
+    this.reports.push({ peerId, reason });
+  }
+
   onChange(listener: (change: RingViewChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

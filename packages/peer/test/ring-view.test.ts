@@ -241,6 +241,38 @@ describe('LiveRingView: failure detector', () => {
     expect(view.isLive(target)).toBe(false);
   });
 
+  it('a timed-out request counts as a missed probe: down only at `misses` in a row, and any answer starts the count again', async () => {
+    view = newView();
+    const p = controlledPing();
+    view.startProbing({ ping: p.ping, intervalMs: 60_000, misses: 3 });
+    const target = view.neighbours()[0]!;
+    p.settle(target, 'ok');
+    await tick();
+    view.reportTimeout(target, 'E_RPC_TIMEOUT: slow');
+    view.reportTimeout(target, 'E_RPC_TIMEOUT: slow');
+    view.heardFrom(target);
+    view.reportTimeout(target, 'E_RPC_TIMEOUT: slow');
+    view.reportTimeout(target, 'E_RPC_TIMEOUT: slow');
+    expect(view.isLive(target)).toBe(true);
+    // A timed-out probe and a timed-out request add up.
+    const probe = view.probeNow(target);
+    p.settle(target, new ImeError('E_RPC_TIMEOUT', 'could not connect within 5000 ms'));
+    await probe;
+    expect(view.isLive(target)).toBe(false);
+    expect(view.downDetails()[0]).toMatchObject({ peerId: target, reason: expect.stringContaining('3 probes or requests got no answer') });
+    // Without a prober the peer's default of two misses applies; self and strangers are ignored.
+    const idle = newView();
+    const other = idle.neighbours()[0]!;
+    idle.reportTimeout(other, 'E_RPC_TIMEOUT');
+    expect(idle.isLive(other)).toBe(true);
+    idle.reportTimeout(other, 'E_RPC_TIMEOUT');
+    expect(idle.isLive(other)).toBe(false);
+    idle.reportTimeout(idle.self, 'E_RPC_TIMEOUT');
+    idle.reportTimeout(idle.self, 'E_RPC_TIMEOUT');
+    idle.reportTimeout('12D3KooWstranger', 'E_RPC_TIMEOUT');
+    expect(idle.isLive(idle.self)).toBe(true);
+  });
+
   it('keeps one probe in flight per peer', async () => {
     view = newView();
     const p = controlledPing();

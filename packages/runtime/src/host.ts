@@ -32,6 +32,12 @@ export async function createRingHost(options: RingHostOptions): Promise<Libp2p> 
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       ...(options.gater ? { connectionGater: options.gater } : {}),
+      // Off: it pings every connection every 10 s on a stream of its own and aborts the connection at
+      // the first ping slower than its timeout. On a ring that is a ping per pair of peers — most of
+      // an idle ring's CPU — and, on a loaded machine, connections aborted under requests in flight.
+      // The ring probes its neighbours itself, and the RPC client closes a connection that stays
+      // silent under requests (rpc.ts, RPC_SILENT_CONNECTION_MS).
+      connectionMonitor: { enabled: false },
       connectionManager: {
         maxConnections: options.maxConnections ?? 1024,
         // Every peer of a local ring shares 127.0.0.1; the default (5 per second per host) would

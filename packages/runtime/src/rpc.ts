@@ -143,8 +143,23 @@ interface Pending {
 
 interface Channel {
   stream: Stream;
+  connection: Connection;
   pending: Map<number, Pending>;
+  /**
+   * When the first request that timed out since the last frame arrived was sent: the peer has been
+   * silent since then although asked (undefined while it answers).
+   */
+  silentSinceMs: number | undefined;
 }
+
+/**
+ * Requests timing out on a connection nothing has come through for this long (since the first of them
+ * was sent) mean the connection is dead (the peer's host vanished, a half-open TCP connection after a network cut): it is
+ * closed so the next request dials afresh. This is what libp2p's connection monitor would do with a
+ * ping of its own on every connection (host.ts turns it off); a slow but live peer keeps answering
+ * something within this window and keeps its connection.
+ */
+export const RPC_SILENT_CONNECTION_MS = 10_000;
 
 export interface RpcClientOptions {
   readonly maxFrameBytes?: number;
@@ -152,6 +167,8 @@ export interface RpcClientOptions {
   readonly timeoutMs?: number;
   /** Time allowed to dial and open the stream (default 5 s). */
   readonly connectTimeoutMs?: number;
+  /** See RPC_SILENT_CONNECTION_MS (the default). */
+  readonly silentConnectionMs?: number;
 }
 
 /** Calls `protocol` on other peers, keeping one stream per peer open for the next request. */
@@ -161,6 +178,7 @@ export class RpcClient {
   readonly #maxFrameBytes: number;
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #silentConnectionMs: number;
   readonly #channels = new Map<string, Channel>();
   readonly #opening = new Map<string, Promise<Channel>>();
   #nextId = 1;
@@ -172,6 +190,7 @@ export class RpcClient {
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#silentConnectionMs = options.silentConnectionMs ?? RPC_SILENT_CONNECTION_MS;
   }
 
   /** Sends one request and resolves with the response payload, or rejects with an ImeError. */
@@ -185,9 +204,12 @@ export class RpcClient {
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     return new Promise<Uint8Array>((resolve, reject) => {
+      const sentAtMs = Date.now();
       const timer = setTimeout(() => {
         channel.pending.delete(id);
         reject(new ImeError('E_RPC_TIMEOUT', `${peer.toString()} did not answer within ${timeoutMs} ms`));
+        channel.silentSinceMs ??= sentAtMs;
+        if (Date.now() - channel.silentSinceMs >= this.#silentConnectionMs) this.#abandon(peer.toString(), channel);
       }, timeoutMs);
       channel.pending.set(id, { resolve, reject, timer });
       if (!send(channel.stream, frame(KIND_REQUEST, id, payload))) {
@@ -239,16 +261,21 @@ export class RpcClient {
   async #open(peer: PeerId): Promise<Channel> {
     const key = peer.toString();
     let stream: Stream;
+    let connection: Connection;
+    const signal = AbortSignal.timeout(this.#connectTimeoutMs);
     try {
-      const signal = AbortSignal.timeout(this.#connectTimeoutMs);
-      const connection = await this.#host.dial(peer, { signal });
+      connection = await this.#host.dial(peer, { signal });
       stream = await connection.newStream(this.#protocol, { signal, runOnLimitedConnection: false });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
+      // Out of time is not the same as refused: a loaded peer (or a network that drops packets) may
+      // answer the next time, and the ring counts it as a missed answer rather than a peer down.
+      if (signal.aborted) throw new ImeError('E_RPC_TIMEOUT', `could not connect to ${key} within ${this.#connectTimeoutMs} ms: ${reason}`);
       throw new ImeError('E_RPC_UNREACHABLE', `cannot reach ${key}: ${reason}`);
     }
-    const channel: Channel = { stream, pending: new Map() };
+    const channel: Channel = { stream, connection, pending: new Map(), silentSinceMs: undefined };
     frameReader(stream, this.#maxFrameBytes, (buf) => {
+      channel.silentSinceMs = undefined;
       if (buf.length < HEADER_BYTES || (buf[0] !== KIND_RESPONSE && buf[0] !== KIND_ERROR)) {
         stream.abort(new Error('RPC protocol violation: expected a response frame'));
         return;
@@ -272,6 +299,13 @@ export class RpcClient {
     stream.addEventListener('close', () => this.#drop(key, channel, 'the stream closed'));
     this.#channels.set(key, channel);
     return channel;
+  }
+
+  /** Closes a connection nothing came through for too long; what was pending on it fails now. */
+  #abandon(key: string, channel: Channel): void {
+    const silentMs = Date.now() - (channel.silentSinceMs ?? Date.now());
+    this.#drop(key, channel, `nothing came from it for ${silentMs} ms`);
+    channel.connection.abort(new Error(`RPC: nothing came from ${key} for ${silentMs} ms`));
   }
 
   #drop(key: string, channel: Channel, why: string): void {

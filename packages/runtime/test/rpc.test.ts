@@ -1,4 +1,6 @@
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { multiaddr } from '@multiformats/multiaddr';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Libp2p } from '@libp2p/interface';
 import { ImeError } from '@ime/core';
@@ -100,5 +102,52 @@ describe('RPC over a kept libp2p stream', () => {
     await gone.stop();
     await client.peerStore.merge(id, { multiaddrs: addrs });
     await expect(rpc.request(id, text('x'))).rejects.toMatchObject({ code: 'E_RPC_UNREACHABLE' });
+  });
+
+  it('closes a connection that stays silent under requests, and dials afresh; a slow peer that still answers keeps its connection', async () => {
+    const other = await host();
+    try {
+      await other.peerStore.merge(server.peerId, { multiaddrs: server.getMultiaddrs() });
+      const strict = new RpcClient(other, PROTOCOL, { timeoutMs: 150, silentConnectionMs: 600 });
+      expect(untext(await strict.request(server.peerId, text('hello')))).toBe('echo:hello');
+      const first = other.getConnections(server.peerId)[0]!;
+      // Slow: every answer comes after its request timed out, but answers keep coming.
+      for (let i = 0; i < 6; i++) {
+        await expect(strict.request(server.peerId, text('sleep 200'))).rejects.toMatchObject({ code: 'E_RPC_TIMEOUT' });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(first.status).toBe('open');
+      // Silent: nothing at all comes back for longer than the window.
+      const outcomes: string[] = [];
+      for (let i = 0; i < 6 && first.status === 'open'; i++) {
+        outcomes.push(await strict.request(server.peerId, text('sleep 5000')).then(() => 'answered', (e: ImeError) => e.code));
+      }
+      expect(outcomes.every((c) => c === 'E_RPC_TIMEOUT')).toBe(true);
+      expect(outcomes.length).toBeGreaterThanOrEqual(4); // 4 × 150 ms ≥ 600 ms of silence
+      expect(first.status).not.toBe('open');
+      expect(untext(await strict.request(server.peerId, text('again')))).toBe('echo:again');
+      expect(other.getConnections(server.peerId)[0]).not.toBe(first);
+      strict.stop();
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('tells a connection that could not be made in time (E_RPC_TIMEOUT) from a refused one', async () => {
+    // A socket that accepts and never answers: the dial hangs in the handshake.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const id = (await host().then(async (h) => (await h.stop(), h))).peerId;
+      await client.peerStore.merge(id, { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${port}`)] });
+      const quick = new RpcClient(client, PROTOCOL, { connectTimeoutMs: 300 });
+      await expect(quick.request(id, text('x'))).rejects.toMatchObject({ code: 'E_RPC_TIMEOUT', message: expect.stringContaining('could not connect') });
+      quick.stop();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
