@@ -17,6 +17,15 @@ const DEFAULT_PIPELINE = 4;
 /** Verified records remembered across reads (by content), so a hot key costs no Ed25519 verification. */
 const VERIFIED_CACHE_MAX = 16384;
 
+/**
+ * A read asks R replicas first; when they have not agreed after HEDGE_FACTOR × the usual time of a
+ * read (kept between the two bounds), the other replicas are asked too, so one slow replica costs a
+ * little latency rather than a timeout.
+ */
+const HEDGE_FACTOR = 4;
+const HEDGE_MIN_MS = 20;
+const HEDGE_MAX_MS = 250;
+
 /** RPC failures that mean the peer did not answer (as opposed to answering with a refusal). */
 const UNREACHABLE_CODES = new Set(['E_RPC_UNREACHABLE', 'E_RPC_TIMEOUT', 'E_RPC_CLOSED']);
 
@@ -138,6 +147,8 @@ export class RingCoordinator {
   readonly #pipeline: number;
   /** Verified records by signature (hex); a hit counts only when the whole record is the same. */
   readonly #verified = new Map<string, DidRecord>();
+  /** Moving average of the time reads take to reach agreement (ms), for the hedge. */
+  #readMsAverage: number | undefined;
   /** Background work (read repair), so tests and shutdown can wait for it. */
   readonly #background = new Set<Promise<unknown>>();
 
@@ -357,49 +368,86 @@ export class RingCoordinator {
   // Reads
 
   /**
-   * Asks `peers` for the key at once. Resolves when R answers agree (with the merge of the answers so
-   * far, so a newer record one replica already returned is not lost) or, failing that, when all have
-   * answered or failed. The rest finishes in the background and, when `repair`, fixes stale replicas.
+   * Asks `peers` for the key: the first R of them (this peer first when it is one: its own store costs
+   * no round trip), and the others only when those disagree, one fails, or they are slower than the
+   * hedge — so an ordinary read costs R requests, not N. Resolves when R answers agree (with the merge
+   * of the answers so far, so a newer record one replica already returned is not lost) or, failing
+   * that, when every peer asked has answered or failed. The rest finishes in the background and, when
+   * `repair`, fixes stale replicas among those asked (anti-entropy repairs the others).
    */
   #ask(key: Uint8Array, peers: readonly string[], readQuorum: number, repair: boolean): Promise<Omit<FetchOutcome, 'replicasAsked'>> {
     if (peers.length === 0) return Promise.resolve({ records: [], found: false, answered: 0, agreed: false });
+    const ordered = peers.includes(this.#view.self) ? [this.#view.self, ...peers.filter((p) => p !== this.#view.self)] : peers;
+    const startedMs = performance.now();
     return new Promise((resolve) => {
       const answers: Answer[] = [];
       const tally = new Map<string, number>();
-      let pending = peers.length;
+      let asked = 0;
+      let pending = 0;
       let decided = false;
+      let hedge: ReturnType<typeof setTimeout> | undefined;
       const decide = (agreed: boolean) => {
         decided = true;
+        if (hedge) clearTimeout(hedge);
+        if (agreed) this.#noteReadMs(performance.now() - startedMs);
         const records = mergeAnswers(answers);
         resolve({ records, found: records.some((r) => !r.tombstone), answered: answers.length, agreed });
       };
       let finished!: () => void;
       const all = new Promise<void>((r) => (finished = r));
-      for (const peer of peers) {
-        this.#readFrom(peer, key)
-          .then(
-            (records) => {
-              answers.push({ peer, records });
-              const agreement = agreementOf(records);
-              const n = (tally.get(agreement) ?? 0) + 1;
-              tally.set(agreement, n);
-              if (!decided && n >= readQuorum) decide(true);
-            },
-            (err: unknown) => {
-              this.#failed(peer, err);
-            },
-          )
-          .finally(() => {
-            if (--pending > 0) return;
-            if (!decided) {
-              if (answers.length === 0) resolve({ records: [], found: false, answered: 0, agreed: false });
-              else decide(false);
-            }
-            finished();
-          });
+      const askMore = (count: number) => {
+        const next = ordered.slice(asked, asked + count);
+        asked += next.length;
+        pending += next.length;
+        for (const peer of next) {
+          this.#readFrom(peer, key)
+            .then(
+              (records) => {
+                answers.push({ peer, records });
+                const agreement = agreementOf(records);
+                const n = (tally.get(agreement) ?? 0) + 1;
+                tally.set(agreement, n);
+                if (!decided && n >= readQuorum) decide(true);
+              },
+              (err: unknown) => {
+                this.#failed(peer, err);
+                // One fewer answer to count on: the next peer takes its place at once.
+                if (!decided && asked < ordered.length) askMore(1);
+              },
+            )
+            .finally(() => {
+              pending--;
+              // Those asked disagree or one failed: ask the rest now.
+              if (!decided && pending === 0 && asked < ordered.length) askMore(ordered.length - asked);
+              if (pending > 0 || (asked < ordered.length && !decided)) return;
+              if (!decided) {
+                if (answers.length === 0) resolve({ records: [], found: false, answered: 0, agreed: false });
+                else decide(false);
+              }
+              finished();
+            });
+        }
+      };
+      askMore(readQuorum);
+      if (asked < ordered.length) {
+        hedge = setTimeout(() => {
+          hedge = undefined;
+          if (!decided && asked < ordered.length) askMore(ordered.length - asked);
+        }, this.#hedgeMs());
+        hedge.unref?.();
       }
       if (repair) this.#inBackground(all.then(() => this.#repair(key, answers)));
     });
+  }
+
+  /** Reads that reached agreement: a moving average of their time sets when the rest are asked too. */
+  #noteReadMs(ms: number): void {
+    this.#readMsAverage = this.#readMsAverage === undefined ? ms : this.#readMsAverage * 0.9 + ms * 0.1;
+  }
+
+  #hedgeMs(): number {
+    const average = this.#readMsAverage ?? HEDGE_MAX_MS;
+    return Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, HEDGE_FACTOR * average));
   }
 
   /** One peer's answer for the key: verified, of this key, unexpired, one record per publisher. */

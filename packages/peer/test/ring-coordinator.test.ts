@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { DidRecord } from '@ime/core';
+import type { RingTransport } from '../src/ring-types.js';
 import { type RingFixture, TEST_PARAMETERS, TestRingView, createRingFixture } from './ring-fixture.js';
 
 let counter = 0;
@@ -208,6 +209,41 @@ describe('RingCoordinator: reads on a 3-peer ring (every peer a replica)', () =>
 
     const nothing = await reader.fetch(ring.keyOf(nextNumber()));
     expect(nothing).toMatchObject({ found: false, agreed: true, records: [] });
+  });
+
+  it('asks R replicas, its own store first, and the others only when those disagree', async () => {
+    const fetchesTo = (from: number) => {
+      const asked: string[] = [];
+      const base = ring.peers[from]!.transport;
+      const transport: RingTransport = {
+        request: (peer, request, options) => {
+          if (request.fetch) asked.push(peer);
+          return base.request(peer, request, options);
+        },
+      };
+      return { asked, coordinator: ring.coordinator(from, undefined, { transport }) };
+    };
+    // On all three replicas: the reader's own store and one other agree, the third is not asked.
+    const everywhere = ring.seal(0, nextNumber());
+    for (const p of ring.peers) await p.store.put([everywhere]);
+    const plain = fetchesTo(1);
+    const read = await plain.coordinator.fetch(everywhere.key);
+    await plain.coordinator.settled();
+    expect(read).toMatchObject({ found: true, agreed: true, answered: 2 });
+    expect(plain.asked).toHaveLength(1);
+    expect(plain.asked).not.toContain(ring.peers[1]!.peerId);
+
+    // Missing from the reader's own store only: the two asked disagree, the third settles it, and the
+    // reader's store is repaired.
+    const partly = ring.seal(0, nextNumber());
+    await ring.peers[0]!.store.put([partly]);
+    await ring.peers[2]!.store.put([partly]);
+    const split = fetchesTo(1);
+    const second = await split.coordinator.fetch(partly.key);
+    await split.coordinator.settled();
+    expect(second).toMatchObject({ found: true, agreed: true });
+    expect(new Set(split.asked)).toEqual(new Set([ring.peers[0]!.peerId, ring.peers[2]!.peerId]));
+    expect(await ring.peers[1]!.store.get(partly.key)).toHaveLength(1);
   });
 
   it('leaves out the records of a publisher that is no longer admitted, in its own store and in every answer', async () => {
