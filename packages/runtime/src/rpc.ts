@@ -261,16 +261,21 @@ export class RpcClient {
   async #open(peer: PeerId): Promise<Channel> {
     const key = peer.toString();
     let stream: Stream;
-    let connection: Connection;
+    let connection: Connection | undefined;
     const signal = AbortSignal.timeout(this.#connectTimeoutMs);
     try {
       connection = await this.#host.dial(peer, { signal });
       stream = await connection.newStream(this.#protocol, { signal, runOnLimitedConnection: false });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      // Out of time is not the same as refused: a loaded peer (or a network that drops packets) may
-      // answer the next time, and the ring counts it as a missed answer rather than a peer down.
-      if (signal.aborted) throw new ImeError('E_RPC_TIMEOUT', `could not connect to ${key} within ${this.#connectTimeoutMs} ms: ${reason}`);
+      if (signal.aborted) {
+        // A connection on which no stream opens in time is of no use (a half-open or wedged
+        // connection): closed, so the next request dials afresh instead of reusing it forever.
+        connection?.abort(new Error(`RPC: no stream to ${key} opened within ${this.#connectTimeoutMs} ms`));
+        // Out of time is not the same as refused: a loaded peer (or a network that drops packets) may
+        // answer the next time, and the ring counts it as a missed answer rather than a peer down.
+        throw new ImeError('E_RPC_TIMEOUT', `could not connect to ${key} within ${this.#connectTimeoutMs} ms: ${reason}`);
+      }
       throw new ImeError('E_RPC_UNREACHABLE', `cannot reach ${key}: ${reason}`);
     }
     const channel: Channel = { stream, connection, pending: new Map(), silentSinceMs: undefined };
