@@ -11,6 +11,7 @@ import {
   positionToBigInt,
   storeResults,
 } from './handoff.js';
+import { recordVersionId } from './record-store.js';
 import { MAX_DIGEST_BUCKETS, MAX_RANGE_FETCH_LIMIT, MAX_RECORDS_PER_REQUEST } from './ring-service.js';
 import { RING_WIRE_VERSION } from './ring-types.js';
 import type { RecordStoreApi, RingLog, RingTransport, RingView, ViewSnapshot } from './ring-types.js';
@@ -152,7 +153,7 @@ export class AntiEntropy {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #started = false;
   /** Stray buckets already handed over, by replica and bucket, with the content they had then. */
-  readonly #straysSent = new Map<string, string>();
+  readonly #straysSent = new Map<string, { content: string; stale: ReadonlySet<string> }>();
   /** The placement #straysSent refers to: arcs, and so buckets, move when it changes. */
   #strayPlacement: ViewSnapshot['placement'] | undefined;
   #strayTimer: ReturnType<typeof setTimeout> | undefined;
@@ -288,7 +289,10 @@ export class AntiEntropy {
   /**
    * Sends every replica of a stray arc the records held here in it, bucket by bucket; a bucket sent
    * before with the same content is not sent again. Replicas keep what is newer than theirs (and verify
-   * every signature: these are handoff requests). Returns how many records they stored.
+   * every signature: these are handoff requests). A record every replica refused as older than its own
+   * is dropped here: it can never be served again, and kept it would come back as a stale value if this
+   * peer became a replica while they were all down (e.g. an old record replayed to a non-replica).
+   * Returns how many records the replicas stored.
    */
   async #handOverNow(strays: readonly StrayArc[], placement: ViewSnapshot['placement'], failed: string[]): Promise<number> {
     if (placement !== this.#strayPlacement) {
@@ -298,6 +302,7 @@ export class AntiEntropy {
     const unreachable = new Set<string>();
     let sent = 0;
     let stored = 0;
+    let dropped = 0;
     for (const arc of strays) {
       for (const interval of arc.intervals) {
         const local = await this.#store.digest(intervalToKeyRange(interval), this.#buckets);
@@ -306,14 +311,30 @@ export class AntiEntropy {
           if (count === 0) continue;
           const bucket = bucketInterval(interval, b, this.#buckets);
           const content = `${hex(local.digests[b] ?? new Uint8Array(0))}:${count}`;
+          // Which records each replica refused as older than its own (now, or when it was last sent
+          // this same content); a record is obsolete here once every replica of the arc refused it.
+          const staleBy: ReadonlySet<string>[] = [];
+          const records = new Map<string, DidRecord>();
           for (const peerId of arc.replicas) {
             const id = `${peerId}|${bucket.lo}|${bucket.hi}`;
-            if (unreachable.has(peerId) || this.#straysSent.get(id) === content) continue;
+            if (unreachable.has(peerId)) continue;
+            const before = this.#straysSent.get(id);
+            if (before?.content === content) {
+              staleBy.push(before.stale);
+              continue;
+            }
             try {
               const r = await this.#sendBucket(peerId, bucket);
               sent += r.sent;
               stored += r.stored;
-              this.#straysSent.set(id, content);
+              const stale = new Set<string>();
+              for (const record of r.stale) {
+                const recordId = recordVersionId(record);
+                stale.add(recordId);
+                records.set(recordId, record);
+              }
+              staleBy.push(stale);
+              this.#straysSent.set(id, { content, stale });
             } catch (err) {
               unreachable.add(peerId);
               if (!failed.includes(peerId)) failed.push(peerId);
@@ -323,18 +344,23 @@ export class AntiEntropy {
               this.#log?.('warn', 'handing stray records to a replica failed; the next round tries again', { peerId, code, message });
             }
           }
+          if (arc.replicas.length > 0 && staleBy.length === arc.replicas.length) {
+            const obsolete = [...records].filter(([recordId]) => staleBy.every((stale) => stale.has(recordId))).map(([, record]) => record);
+            if (obsolete.length > 0) dropped += await this.#store.discard(obsolete);
+          }
         }
       }
     }
-    if (sent > 0) this.#log?.('info', 'stray records handed to their replicas', { sent, stored });
+    if (sent > 0) this.#log?.('info', 'stray records handed to their replicas', { sent, stored, ...(dropped > 0 ? { droppedStale: dropped } : {}) });
     return stored;
   }
 
-  async #sendBucket(peerId: string, bucket: RingInterval): Promise<{ sent: number; stored: number }> {
+  async #sendBucket(peerId: string, bucket: RingInterval): Promise<{ sent: number; stored: number; stale: DidRecord[] }> {
     const range = intervalToKeyRange(bucket);
     let cursor: Uint8Array | undefined;
     let sent = 0;
     let stored = 0;
+    const stale: DidRecord[] = [];
     for (;;) {
       const page = await this.#store.scan(range, { ...(cursor ? { after: cursor } : {}), limit: this.#batchSize });
       const records = page.entries.flatMap((e) => e.records);
@@ -345,12 +371,15 @@ export class AntiEntropy {
         const done = !more && i + this.#batchSize >= records.length;
         const response = await this.#request(peerId, { handoff: { configurationSequence: this.#configurationSequence(), records: batch, done } });
         sent += batch.length;
-        stored += storeResults(response, 'handoff').filter((r) => r.accepted).length;
+        for (const r of storeResults(response, 'handoff')) {
+          if (r.accepted) stored++;
+          else if (r.error?.code === 'E_STALE_SEQUENCE' && batch[r.index ?? -1]) stale.push(batch[r.index ?? -1] as DidRecord);
+        }
       }
       if (!more) break;
       cursor = last.key;
     }
-    return { sent, stored };
+    return { sent, stored, stale };
   }
 
   async #request(peerId: string, request: ime.v1.IRingRequest): Promise<ime.v1.RingResponse> {

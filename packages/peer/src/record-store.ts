@@ -99,6 +99,11 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 /** Byte-for-byte the same record (the key and publisher are already known to match). */
+/** One version of one publisher's record of a key: key, publisher and sequence. */
+export function recordVersionId(r: DidRecord): string {
+  return `${hex(r.key)}|${hex(r.publisherKey)}|${r.sequence}`;
+}
+
 export function sameRecord(a: DidRecord, b: DidRecord): boolean {
   return (
     a.sequence === b.sequence &&
@@ -396,6 +401,12 @@ export class RecordStore implements RecordStoreApi {
     let dropped = 0;
     for (const chunk of chunks) dropped += await this.#serialised(() => this.#drop(chunk, gone));
     return dropped;
+  }
+
+  discard(records: readonly DidRecord[]): Promise<number> {
+    const ids = new Set(records.map(recordVersionId));
+    const keys = new Map(records.map((r) => [hex(r.key), r.key]));
+    return this.#serialised(() => this.#drop([...keys.values()], (r) => ids.has(recordVersionId(r))));
   }
 
   /** Runs one mutation after the previous ones; a failed mutation does not stop the next. */

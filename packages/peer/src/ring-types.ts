@@ -108,6 +108,8 @@ export interface RecordStoreApi {
   digest(range: KeyRange, buckets: number): Promise<{ digests: Uint8Array[]; counts: number[] }>;
   /** Deletes expired records; returns how many. */
   sweepExpired(): Promise<number>;
+  /** Deletes these records where the store still holds exactly them (same key, publisher, sequence); returns how many. */
+  discard(records: readonly DidRecord[]): Promise<number>;
   /** (key, publisher) slots held that are not tombstones (the StoredData counter); expired ones count until swept. */
   readonly recordCount: number;
 }

@@ -381,6 +381,24 @@ describe('AntiEntropy: stray records (held outside the arcs this peer replicates
     expect(sentBy(stray).map((h) => h.to)).toEqual([deadIndex]);
   });
 
+  it('a stray record every replica refuses as older than its own is dropped here; while a replica cannot be asked it is kept', async () => {
+    const { rec: v1, stray, replicas } = strayAt(31);
+    const v2 = r.fixture.seal(31 % 6, numberOf(31), { sequence: 2 });
+    for (const j of replicas) await put(r, r.fixture.peers[j]!.peerId, [v2]);
+    // An older version replayed to a peer that is not its replica.
+    await put(r, r.fixture.peers[stray]!.peerId, [v1]);
+    const [deadIndex] = replicas as [number];
+    await r.fixture.stopHost(deadIndex);
+    await r.aes[stray]!.runOnce();
+    expect((await r.fixture.peers[stray]!.store.get(v1.key)).map((x) => x.sequence)).toEqual([1]);
+
+    await r.fixture.startHost(deadIndex);
+    r.views[stray]!.markUp(r.fixture.peers[deadIndex]!.peerId);
+    await r.aes[stray]!.runOnce();
+    expect(await r.fixture.peers[stray]!.store.get(v1.key)).toEqual([]);
+    for (const j of replicas) expect((await r.fixture.peers[j]!.store.get(v2.key)).map((x) => x.sequence)).toEqual([2]);
+  });
+
   it('handOverStraysSoon hands a stored stray over without waiting for a round', async () => {
     const { rec, stray } = strayAt(23);
     const ae = r.aes[stray]!;
