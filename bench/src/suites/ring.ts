@@ -4,7 +4,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { didRecordKey, parseE164 } from '@ime/core';
 import { type Member, type Mode, RingHarness, freePorts, waitFor } from '@ime/harness';
-import { RingPlacement } from '@ime/peer';
+import { type DidLookupReport, type PublishReport, RingPlacement } from '@ime/peer';
 import { AdminClient } from '@ime/runtime';
 import { ime } from '@ime/wire';
 import { type Row, type Suite, type SuiteOptions, type Target, median, round3, target } from '../harness.js';
@@ -144,20 +144,6 @@ async function idleCpuCores(ring: RingHarness, ms: number): Promise<number> {
   return round3(used / elapsed);
 }
 
-interface LookupAnswer {
-  total: number;
-  found: number;
-  missing: string[];
-  failed: { number: string; code: string }[];
-  latenciesMs?: number[];
-}
-
-interface PublishAnswer {
-  requested: number;
-  published: number;
-  failed: readonly { number: string; code: string; message: string }[];
-}
-
 interface Counters {
   counters: Record<string, number>;
 }
@@ -191,8 +177,8 @@ interface Driver {
   readonly pingNote: string;
   /** One number from peer i: its duration, and the error code when it was not published. */
   publishOne(i: number, number: string): Promise<{ ms: number; code?: string }>;
-  publishPatterns(i: number, patterns: readonly string[]): Promise<PublishAnswer>;
-  lookup(i: number, numbers: readonly string[], concurrency: number, timings: boolean): Promise<LookupAnswer>;
+  publishPatterns(i: number, patterns: readonly string[]): Promise<PublishReport>;
+  lookup(i: number, numbers: readonly string[], concurrency: number, timings: boolean): Promise<DidLookupReport>;
   ping(i: number, peerId: string, count: number): Promise<number[]>;
 }
 
@@ -210,15 +196,15 @@ async function processDriver(ring: RingHarness): Promise<Driver> {
     async publishOne(i, number) {
       const start = performance.now();
       try {
-        const r = await admin(i).post<PublishAnswer>('/v1/dids', { vserviceId: 'bench', numbers: [number] });
+        const r = await admin(i).post<PublishReport>('/v1/dids', { vserviceId: 'bench', numbers: [number] });
         const ms = performance.now() - start;
         return r.published === 1 ? { ms } : { ms, code: r.failed[0]?.code ?? 'E_NOT_PUBLISHED' };
       } catch (err) {
         return { ms: performance.now() - start, code: errorCode(err) };
       }
     },
-    publishPatterns: (i, pats) => (slow[i] as AdminClient).post<PublishAnswer>('/v1/dids', { vserviceId: 'bench', patterns: pats }),
-    lookup: (i, nums, concurrency, timings) => (slow[i] as AdminClient).post<LookupAnswer>('/v1/dids/lookup', { numbers: nums, concurrency, timings }),
+    publishPatterns: (i, pats) => (slow[i] as AdminClient).post<PublishReport>('/v1/dids', { vserviceId: 'bench', patterns: pats }),
+    lookup: (i, nums, concurrency, timings) => (slow[i] as AdminClient).post<DidLookupReport>('/v1/dids/lookup', { numbers: nums, concurrency, timings }),
     ping: async (i, peerId, count) => (await admin(i).post<{ latenciesMs: number[] }>('/v1/ring/ping', { peerId, count })).latenciesMs,
   };
 }
@@ -666,7 +652,7 @@ class RingBench {
     const publisher = ring.peers[0] as Member;
     this.#progress(`bulk: publishing ${dids} DIDs (${count} patterns of 3 X) from one peer into ${peers} peers, N = ${replicationFactor}`);
     const start = performance.now();
-    const answer = await (await slowAdmin(publisher)).post<PublishAnswer>('/v1/dids', { vserviceId: 'bulk', patterns: pats });
+    const answer = await (await slowAdmin(publisher)).post<PublishReport>('/v1/dids', { vserviceId: 'bulk', patterns: pats });
     const ms = performance.now() - start;
     const all = pats.flatMap(expandPattern);
     const failedSet = new Set(answer.failed.map((f) => f.number));
@@ -675,7 +661,7 @@ class RingBench {
     // Read back a sample from another peer, so "published" is checked, not taken on trust.
     const check = sample(all, BULK_VERIFY_SAMPLE, 7);
     const reader = await slowAdmin(ring.peers[Math.floor(peers / 2)] as Member);
-    const readBack = await reader.post<LookupAnswer>('/v1/dids/lookup', { numbers: check, concurrency: 32 });
+    const readBack = await reader.post<DidLookupReport>('/v1/dids/lookup', { numbers: check, concurrency: 32 });
     this.rows.push({
       bench: 'ring',
       system: 'ours',
@@ -709,7 +695,7 @@ class RingBench {
     const publisher = ring.peers[0] as Member;
     const pats = patterns('305', Math.ceil(dids / 1000));
     this.#progress(`admission: publishing ${dids} DIDs into ${peers} peers`);
-    const answer = await (await slowAdmin(publisher)).post<PublishAnswer>('/v1/dids', { vserviceId: 'admission', patterns: pats });
+    const answer = await (await slowAdmin(publisher)).post<PublishReport>('/v1/dids', { vserviceId: 'admission', patterns: pats });
     const failedSet = new Set(answer.failed.map((f) => f.number));
     for (const num of pats.flatMap(expandPattern)) if (!failedSet.has(num)) published.add(num);
 
@@ -756,7 +742,7 @@ class RingBench {
           if (fetchOkMs !== undefined) return;
           attempts++;
           try {
-            const r = await admin.post<LookupAnswer>('/v1/dids/lookup', { numbers: probe, concurrency: 16 });
+            const r = await admin.post<DidLookupReport>('/v1/dids/lookup', { numbers: probe, concurrency: 16 });
             lastFetch = { found: r.found, failed: r.failed.length };
             if (r.found === probe.length) fetchOkMs = performance.now() - ready;
           } catch {
@@ -835,7 +821,7 @@ class RingBench {
       let published = 0;
       const failures: string[] = [];
       for (let first = 0; first < totalPatterns; first += perRequest) {
-        const answer = await publisher.post<PublishAnswer>('/v1/dids', { vserviceId: 'memory', patterns: patterns('415', Math.min(perRequest, totalPatterns - first), first) });
+        const answer = await publisher.post<PublishReport>('/v1/dids', { vserviceId: 'memory', patterns: patterns('415', Math.min(perRequest, totalPatterns - first), first) });
         published += answer.published;
         failures.push(...answer.failed.map((f) => f.code));
         this.#progress(`memory: ${published} published (${Math.round(performance.now() - start)} ms)`);

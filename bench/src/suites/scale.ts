@@ -5,6 +5,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Member, type ReadyInfo, RingHarness, freePorts, waitFor } from '@ime/harness';
+import type { DidLookupReport, PublishReport } from '@ime/peer';
 import { AdminClient } from '@ime/runtime';
 import { createVapCertificate } from '@ime/vap';
 import { type Row, type Suite, type SuiteOptions, type Target, round3, target } from '../harness.js';
@@ -110,12 +111,6 @@ const WORKER_FLAG = '--scale-worker';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface PublishAnswer {
-  requested: number;
-  published: number;
-  failed: readonly { number: string; code: string; message: string }[];
-}
-
 /** Several lookup answers of one reader together, and the numbers it never asked for. */
 interface Lookups {
   found: number;
@@ -125,12 +120,22 @@ interface Lookups {
   notSent: number;
 }
 
-interface LookupAnswer {
-  total: number;
-  found: number;
-  missing: string[];
-  failed: { number: string; code: string }[];
-  latenciesMs?: number[];
+/** Several readers' lookups: the fetch latencies, how many were found, and the row fields saying so. */
+function lookupOutcome(answers: readonly Lookups[], limitMs: number): { found: number; timing: ReturnType<typeof latencies>; fields: Record<string, unknown> } {
+  const found = answers.reduce((total, a) => total + a.found, 0);
+  const errors = answers.flatMap((a) => a.failed.map((f) => f.code));
+  const notSent = answers.reduce((total, a) => total + a.notSent, 0);
+  return {
+    found,
+    timing: latencies(answers.flatMap((a) => a.latenciesMs)),
+    fields: {
+      found,
+      not_found: answers.reduce((total, a) => total + a.missing.length, 0),
+      errors: errors.length,
+      ...(errors.length > 0 ? { error_codes: histogram(errors) } : {}),
+      ...(notSent > 0 ? { not_sent: notSent, gave_up_after_ms: limitMs } : {}),
+    },
+  };
 }
 
 function mb(bytes: number): number {
@@ -727,9 +732,9 @@ class ScaleBench {
             out.notSent += all.length;
             continue;
           }
-          let answer: PublishAnswer;
+          let answer: PublishReport;
           try {
-            answer = await admin.post<PublishAnswer>('/v1/dids', { vserviceId: 'scale', patterns: pats });
+            answer = await admin.post<PublishReport>('/v1/dids', { vserviceId: 'scale', patterns: pats });
           } catch (err) {
             // A request that fails as a whole counts all its numbers as failed; the others go on.
             const code = errorCode(err);
@@ -787,9 +792,9 @@ class ScaleBench {
   }
 
   /** One reader's lookups; a request that fails as a whole counts each of its numbers as failed. */
-  async #lookup(reader: number, numbers: readonly string[], concurrency: number, timings: boolean): Promise<LookupAnswer> {
+  async #lookup(reader: number, numbers: readonly string[], concurrency: number, timings: boolean): Promise<DidLookupReport> {
     try {
-      return await (await this.#admin(reader)).post<LookupAnswer>('/v1/dids/lookup', { numbers, concurrency, timings });
+      return await (await this.#admin(reader)).post<DidLookupReport>('/v1/dids/lookup', { numbers, concurrency, timings });
     } catch (err) {
       const code = errorCode(err);
       this.#progress(`${(this.#peers[reader] as PeerHandle).name}: a lookup of ${numbers.length} numbers failed (${code})`);
@@ -836,10 +841,7 @@ class ScaleBench {
     this.#progress(`fetch: ${sequential.length} numbers one at a time (concurrency 1), reader after reader`);
     const seqAnswers: Lookups[] = [];
     for (const [r, list] of deal(sequential, readers.length).entries()) seqAnswers.push(await this.#lookups(reader(r), list, 1, true, deadline));
-    const seqFound = seqAnswers.reduce((total, a) => total + a.found, 0);
-    const seqErrors = seqAnswers.flatMap((a) => a.failed.map((f) => f.code));
-    const seqNotSent = seqAnswers.reduce((total, a) => total + a.notSent, 0);
-    const seq = latencies(seqAnswers.flatMap((a) => a.latenciesMs));
+    const { found: seqFound, timing: seq, fields: seqFields } = lookupOutcome(seqAnswers, s.fetchLimitMs);
     this.rows.push({
       bench: 'scale',
       system: 'ours',
@@ -851,11 +853,7 @@ class ScaleBench {
       note: `POST /v1/dids/lookup {concurrency: 1, timings: true} of ${LOOKUP_CHUNK} numbers, one reader at a time: each fetch timed inside the reading peer`,
       concurrency: 1,
       readers: readers.length,
-      found: seqFound,
-      not_found: seqAnswers.reduce((total, a) => total + a.missing.length, 0),
-      errors: seqErrors.length,
-      ...(seqErrors.length > 0 ? { error_codes: histogram(seqErrors) } : {}),
-      ...(seqNotSent > 0 ? { not_sent: seqNotSent, gave_up_after_ms: s.fetchLimitMs } : {}),
+      ...seqFields,
       warmup_fetches: warmupCount,
       warmup_failures: warmAnswers.reduce((total, a) => total + a.missing.length + a.failed.length + a.notSent, 0),
       loadavg_1m: round3(loadavg()[0] ?? Number.NaN),
@@ -867,10 +865,7 @@ class ScaleBench {
     const start = performance.now();
     const answers = await Promise.all(deal(concurrent, readers.length).map((list, r) => this.#lookups(reader(r), list, s.concurrencyPerReader, true, deadline)));
     const ms = performance.now() - start;
-    const conc = latencies(answers.flatMap((a) => a.latenciesMs));
-    const concFound = answers.reduce((total, a) => total + a.found, 0);
-    const concErrors = answers.flatMap((a) => a.failed.map((f) => f.code));
-    const concNotSent = answers.reduce((total, a) => total + a.notSent, 0);
+    const { found: concFound, timing: conc, fields: concFields } = lookupOutcome(answers, s.fetchLimitMs);
     this.rows.push({
       bench: 'scale',
       system: 'ours',
@@ -885,11 +880,7 @@ class ScaleBench {
       note: `POST /v1/dids/lookup {concurrency: ${s.concurrencyPerReader}, timings: true} to ${readers.length} readers at once; ms is the whole run`,
       concurrency: inFlight,
       readers: readers.length,
-      found: concFound,
-      not_found: answers.reduce((total, a) => total + a.missing.length, 0),
-      errors: concErrors.length,
-      ...(concErrors.length > 0 ? { error_codes: histogram(concErrors) } : {}),
-      ...(concNotSent > 0 ? { not_sent: concNotSent, gave_up_after_ms: s.fetchLimitMs } : {}),
+      ...concFields,
     });
     this.#progress(
       `fetch (${inFlight} in flight): ${Math.round(concFound / (ms / 1000))} fetches/s found, p50 ${conc.p50_ms} ms, p95 ${conc.p95_ms} ms, ` +

@@ -107,6 +107,16 @@ export interface DidClaimView {
   readonly expires: string;
 }
 
+/** What `POST /v1/dids/lookup` answers (PeerNode.lookupDids). */
+export interface DidLookupReport {
+  total: number;
+  found: number;
+  missing: string[];
+  failed: { number: string; code: string }[];
+  /** Each fetch's time inside this peer (ms), when asked for. */
+  latenciesMs?: number[];
+}
+
 export interface FetchDidResult {
   readonly found: boolean;
   readonly claims: readonly DidClaimView[];
@@ -902,7 +912,7 @@ export class PeerNode {
   async lookupDids(
     numbers: readonly string[],
     options: { concurrency?: number; timings?: boolean } = {},
-  ): Promise<{ total: number; found: number; missing: string[]; failed: { number: string; code: string }[]; latenciesMs?: number[] }> {
+  ): Promise<DidLookupReport> {
     const missing: string[] = [];
     const failed: { number: string; code: string }[] = [];
     const latencies: number[] = [];

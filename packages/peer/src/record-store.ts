@@ -27,7 +27,7 @@ export const TTL_CLOCK_SKEW_MS = 5 * 60 * 1000;
 const DEFAULT_SCAN_LIMIT = 500;
 /** Entries read per LevelDB iterator step: large enough to amortise the native call, small enough to stop early. */
 const ITERATOR_STEP = 256;
-/** Keys rewritten per mutation by `sweepExpired`, so a long sweep never holds the mutation queue for long. */
+/** Keys rewritten per mutation by `sweep`, so a long sweep never holds the mutation queue for long. */
 const SWEEP_CHUNK = 512;
 const RING_SIZE = 1n << 256n;
 
@@ -371,10 +371,6 @@ export class RecordStore implements RecordStoreApi {
       });
     }
     return { digests: hashes.map((h) => new Uint8Array(h.digest())), counts };
-  }
-
-  sweepExpired(): Promise<number> {
-    return this.sweep();
   }
 
   /**

@@ -106,8 +106,6 @@ export interface RecordStoreApi {
   scan(range: KeyRange, options?: { after?: Uint8Array; limit?: number }): Promise<{ entries: KeyRecords[]; more: boolean }>;
   /** Per-bucket digests of a range split into `buckets` equal parts (anti-entropy). */
   digest(range: KeyRange, buckets: number): Promise<{ digests: Uint8Array[]; counts: number[] }>;
-  /** Deletes expired records; returns how many. */
-  sweepExpired(): Promise<number>;
   /** Deletes these records where the store still holds exactly them (same key, publisher, sequence); returns how many. */
   discard(records: readonly DidRecord[]): Promise<number>;
   /** (key, publisher) slots held that are not tombstones (the StoredData counter); expired ones count until swept. */

@@ -326,10 +326,10 @@ describe('RecordStore: expiry', () => {
     expect(codes(await store.put([seal(bob, '+14085550160', 1)]))).toEqual(['ok']);
     expect(store.recordCount).toBe(3); // alice's expired record went with the rewrite, bob's came
     expect(store.publisherSlots(alice.publicKey)).toBe(2);
-    expect(await store.sweepExpired()).toBe(1);
+    expect(await store.sweep()).toBe(1);
     expect(store.recordCount).toBe(2);
     expect(store.publisherSlots(alice.publicKey)).toBe(1);
-    expect(await store.sweepExpired()).toBe(0);
+    expect(await store.sweep()).toBe(0);
     expect((await store.get(shortLived.key)).map((r) => Buffer.from(r.publisherKey))).toEqual([Buffer.from(bob.publicKey)]);
     await db.close();
     db = await openDatabase(dir);
